@@ -1,0 +1,5 @@
+"""``python -m crmlens`` runs the CLI."""
+
+from crmlens.cli import main
+
+main()

@@ -1,0 +1,232 @@
+"""The ``crmlens`` command. Thin: parse options, call the library, render the result."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crmlens import __version__
+from crmlens.cli.progress import progress_bars
+from crmlens.errors import CrmlensError
+
+app = typer.Typer(
+    name="crmlens",
+    help="Self-hosted CRM analytics: load exports, build customer models, serve the dashboard.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+WarehouseOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--warehouse",
+        "-w",
+        help="Warehouse file (default: $CRMLENS_WAREHOUSE or ./crmlens.duckdb).",
+        show_default=False,
+    ),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+class _State:
+    verbose = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"crmlens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    _State.verbose = verbose
+
+
+def _format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "money":
+        return f"¥{value:,.2f}"
+    if unit == "ratio":
+        return f"{value:.1%}"
+    return f"{value:,.0f}"
+
+
+def _print_kpis(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="KPI 概览 / KPI summary", title_justify="left")
+    table.add_column("指标")
+    table.add_column("KPI")
+    table.add_column("Value", justify="right")
+    for row in rows:
+        table.add_row(row["label_zh"], row["label_en"], _format_value(row["value"], row["unit"]))
+    console.print(table)
+
+
+def _print_load_report(report: Any) -> None:
+    table = Table(
+        title="Load report (rows read = loaded + quarantined + merged)", title_justify="left"
+    )
+    for name in ("source", "table", "read", "loaded", "quarantined", "merged", "cleared", "s"):
+        table.add_column(name, justify="left" if name in ("source", "table") else "right")
+    for src in report.sources:
+        table.add_row(
+            src.source,
+            src.table,
+            f"{src.rows_read:,}",
+            f"{src.rows_loaded:,}",
+            f"{src.rows_quarantined:,}",
+            f"{src.rows_merged:,}",
+            f"{src.values_cleared:,}",
+            f"{src.seconds:.1f}",
+        )
+    console.print(table)
+    verdict = "[green]balanced[/]" if report.balanced else "[red]NOT balanced[/]"
+    console.print(f"Row accounting: {verdict}")
+
+
+def _generate(customers: int, seed: int, out: Path, quiet: bool) -> dict[str, Any]:
+    from crmlens.demo import DemoConfig, generate
+
+    config = DemoConfig(customers=customers, seed=seed, out_dir=out)
+    with progress_bars(console, enabled=not quiet) as bars:
+        return generate(config, progress=bars)
+
+
+def _load(export_dir: Path, warehouse_path: Path | None, quiet: bool) -> Any:
+    from crmlens.ingest import load_demo_export
+    from crmlens.warehouse import Warehouse
+
+    with Warehouse(warehouse_path) as wh, progress_bars(console, enabled=not quiet) as bars:
+        report = load_demo_export(wh, export_dir, progress=bars)
+    _print_load_report(report)
+    return report
+
+
+def _summary(warehouse_path: Path | None) -> list[dict[str, Any]]:
+    from crmlens.metrics import summary
+    from crmlens.warehouse import Warehouse
+
+    with Warehouse(warehouse_path, read_only=True) as wh:
+        return summary(wh)
+
+
+@app.command("demo-data")
+def demo_data(
+    customers: Annotated[int, typer.Option(min=100, help="Number of customers.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 42,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo-data"),
+    quiet: QuietOption = False,
+) -> None:
+    """Write the demo company's exports (CSV, GBK, Excel, with realistic dirt) and planted.json."""
+    manifest = _generate(customers, seed, out, quiet)
+    rows = sum(f["rows"] for f in manifest["files"].values())
+    console.print(f"Wrote {len(manifest['files'])} files, {rows:,} rows, to {out}")
+
+
+@app.command()
+def load(
+    export_dir: Annotated[Path, typer.Argument(help="A folder written by `crmlens demo-data`.")],
+    warehouse: WarehouseOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Load a demo-company export folder into the warehouse, with row accounting."""
+    report = _load(export_dir, warehouse, quiet)
+    if not report.balanced:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=100, help="Number of customers.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    out: Annotated[Path, typer.Option(help="Where to write the exports.")] = Path("demo-data"),
+    warehouse: WarehouseOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Generate the demo company, load it and print a KPI summary."""
+    _generate(customers, seed, out, quiet)
+    _load(out, warehouse, quiet)
+    _print_kpis(_summary(warehouse))
+
+
+@app.command()
+def info(
+    warehouse: WarehouseOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Tables, row counts and date ranges of the warehouse."""
+    from crmlens.warehouse import Warehouse
+
+    with Warehouse(warehouse, read_only=True) as wh:
+        rows = wh.describe()
+        version = wh.schema_version()
+        path = wh.path
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {"warehouse": str(path), "schema_version": version, "tables": rows}, default=str
+            )
+        )
+        return
+    table = Table(title=f"{path} (schema version {version})", title_justify="left")
+    for name in ("table", "rows", "time column", "from", "to"):
+        table.add_column(name, justify="right" if name == "rows" else "left")
+    for row in rows:
+        table.add_row(
+            row["table"],
+            f"{row['rows']:,}",
+            row.get("time_column") or "",
+            str(row.get("min") or ""),
+            str(row.get("max") or ""),
+        )
+    console.print(table)
+
+
+@app.command()
+def docs(
+    out: Annotated[Path, typer.Option(help="Docs folder.")] = Path("docs"),
+) -> None:
+    """Regenerate the reference docs (docs/schema.md) from the declarations."""
+    from crmlens.schema import render_markdown
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "schema.md").write_text(render_markdown() + "\n", encoding="utf-8")
+    console.print(f"Wrote {out / 'schema.md'}")
+
+
+def main() -> None:
+    """Entry point: run the app; a CrmlensError prints one line (a traceback only with --verbose)."""
+    try:
+        app(standalone_mode=False)
+    except CrmlensError as exc:
+        if _State.verbose:
+            raise
+        err_console.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    except (typer.Exit, SystemExit) as exc:
+        sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]")
+        sys.exit(130)
+    except Exception as exc:  # an internal error: still one line, the traceback on request
+        if _State.verbose:
+            raise
+        err_console.print(
+            f"[red]internal error:[/] {type(exc).__name__}: {exc} (run with --verbose for details)"
+        )
+        sys.exit(2)

@@ -1,0 +1,51 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from crmlens.cli import app
+from crmlens.schema import render_markdown
+
+runner = CliRunner()
+
+
+def test_version_and_help() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and "crmlens" in result.output
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("demo", "demo-data", "load", "info", "docs"):
+        assert command in result.output
+
+
+def test_docs_command_writes_the_generated_schema(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["docs", "--out", str(tmp_path)])
+    assert result.exit_code == 0
+    assert (tmp_path / "schema.md").read_text(encoding="utf-8") == render_markdown() + "\n"
+
+
+def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.duckdb"
+    cmd = [sys.executable, "-m", "crmlens", "info", "--warehouse", str(missing)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error:") and "no warehouse there" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    verbose = subprocess.run(
+        [sys.executable, "-m", "crmlens", "--verbose", *cmd[3:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verbose.returncode != 0 and "Traceback" in verbose.stderr
+
+
+def test_info_lists_every_table(tmp_path: Path) -> None:
+    from crmlens.warehouse import Warehouse
+
+    Warehouse(tmp_path / "w.duckdb").close()
+    result = runner.invoke(app, ["info", "--warehouse", str(tmp_path / "w.duckdb"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"schema_version": 1' in result.output and '"app_events"' in result.output

@@ -1,0 +1,117 @@
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from crmlens.errors import ConfigError, WarehouseError
+from crmlens.schema import SCHEMA_VERSION, TABLES
+from crmlens.warehouse import MIGRATIONS, Migration, Warehouse, migrate
+from crmlens.warehouse.migrations import sync_tables
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
+
+
+def test_new_warehouse_has_every_table_and_the_current_version(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        assert wh.schema_version() == SCHEMA_VERSION
+        assert set(TABLES) <= _tables(wh.raw)
+        for name, tbl in TABLES.items():
+            assert list(wh.table(name).schema().names) == list(tbl.column_names)
+        assert all(row["rows"] == 0 for row in wh.describe())
+
+
+def test_reopening_applies_no_migration(tmp_path: Path) -> None:
+    Warehouse(tmp_path / "w.duckdb").close()
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    assert migrate(con) == []
+    con.close()
+
+
+def test_forward_migration_adds_declared_changes_in_order(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    seen: list[int] = []
+
+    def v1(c: duckdb.DuckDBPyConnection) -> None:
+        seen.append(1)
+        c.execute("CREATE TABLE legacy (id INTEGER, name VARCHAR)")
+
+    def v2(c: duckdb.DuckDBPyConnection) -> None:
+        seen.append(2)
+        c.execute("ALTER TABLE legacy RENAME COLUMN name TO full_name")
+
+    steps = (Migration(1, "legacy", v1), Migration(2, "rename", v2))
+    assert [m.version for m in migrate(con, steps[:1], target=1)] == [1]
+    con.execute("INSERT INTO legacy VALUES (1, 'a')")
+    assert [m.version for m in migrate(con, steps, target=2)] == [2]
+    assert seen == [1, 2]
+    assert con.execute("SELECT full_name FROM legacy").fetchall() == [("a",)]
+
+
+def test_failed_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    migrate(con, MIGRATIONS)
+    con.execute("INSERT INTO channels (channel_id, channel_name) VALUES ('C1', 'x')")
+
+    def breaks(c: duckdb.DuckDBPyConnection) -> None:
+        c.execute("DROP TABLE channels")
+        c.execute("SELECT * FROM no_such_table")
+
+    with pytest.raises(WarehouseError, match=r"migration 2 \(breaks\) failed"):
+        migrate(con, (*MIGRATIONS, Migration(2, "breaks", breaks)), target=2)
+    assert con.execute("SELECT channel_id FROM channels").fetchall() == [("C1",)]
+    assert con.execute("SELECT value FROM _crmlens_meta").fetchall() == [(str(SCHEMA_VERSION),)]
+
+
+def test_a_file_from_a_newer_crmlens_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE _crmlens_meta SET value = '999' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(WarehouseError, match="schema version 999"):
+        Warehouse(path)
+
+
+def test_sync_tables_adds_missing_columns(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE TABLE channels (channel_id VARCHAR)")
+    sync_tables(con)
+    cols = [r[0] for r in con.execute("DESCRIBE channels").fetchall()]
+    assert cols == list(TABLES["channels"].column_names)
+
+
+def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        with wh.transaction() as con:
+            con.execute("INSERT INTO channels (channel_id) VALUES ('C1')")
+        with pytest.raises(RuntimeError), wh.transaction() as con:
+            con.execute("INSERT INTO channels (channel_id) VALUES ('C2')")
+            con.execute("DELETE FROM stores")
+            raise RuntimeError("boom")
+        assert wh.execute(wh.table("channels").channel_id).tolist() == ["C1"]
+
+
+def test_read_only_and_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(WarehouseError, match="no warehouse there"):
+        Warehouse(tmp_path / "missing.duckdb", read_only=True)
+    plain = tmp_path / "plain.duckdb"
+    duckdb.connect(str(plain)).close()
+    with pytest.raises(WarehouseError, match="not a crmlens warehouse"):
+        Warehouse(plain, read_only=True)
+    Warehouse(tmp_path / "w.duckdb").close()
+    with Warehouse(tmp_path / "w.duckdb", read_only=True) as wh:
+        with pytest.raises(WarehouseError, match="read-only"), wh.transaction():
+            pass
+        with pytest.raises(ConfigError):
+            wh.table("nope")
+
+
+def test_default_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMLENS_WAREHOUSE", str(tmp_path / "env.duckdb"))
+    with Warehouse() as wh:
+        assert wh.path == tmp_path / "env.duckdb"
+    assert (tmp_path / "env.duckdb").exists()
