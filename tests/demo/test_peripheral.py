@@ -1,13 +1,16 @@
 """The peripheral source-system writers (marketing, service, survey, behaviour, sales).
 
-Every planted effect is recomputed here with plain pandas from the written files (plus the world's
-customer master, the truth behind ``crm/members.csv``), independently of the generator code, and
-compared with what the writer recorded in ``world.effects`` / ``world.dirt``.
+Every planted effect is recomputed here with plain pandas from the written files, independently of
+the generator code, and compared with what the writer recorded in ``world.effects`` / ``world.dirt``
+(CAC against ``planted.json``, written here as ``generate`` writes it). Denominators come from the
+exported ``crm/members.csv``, cleaned as an analyst would; the world's customer master is used only
+for consistency checks (e.g. touches go to consenting members).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -17,6 +20,8 @@ import pytest
 from python_calamine import CalamineWorkbook
 
 from crmlens.demo import behaviour, marketing, sales, service, survey
+from crmlens.demo.generator import planted_record
+from crmlens.demo.members_export import write_masters
 from crmlens.demo.people import build_world
 from crmlens.demo.world import DemoConfig, DemoWorld
 
@@ -45,6 +50,9 @@ HEADERS = {
                                    "activity_type", "activity_time", "logged_at",
                                    "duration_minutes", "tags", "notes"],
 }  # fmt: skip
+# 注册时间 in crm/members.csv (docs/demo-exports.md): ISO, slash, Chinese, compact
+SIGNUP_FORMATS = {"iso": "%Y-%m-%d %H:%M:%S", "slash": "%Y/%m/%d %H:%M", "chinese": "%Y年%m月%d日",
+                  "compact": "%Y%m%d"}  # fmt: skip
 SURVEY_HEADER = ["问卷编号", "会员卡号", "门店", "提交时间", "推荐意愿(0-10)", "总体满意度(1-5)",
                  "购物环境", "商品价格", "服务态度", "商品丰富度", "意见建议"]  # fmt: skip
 
@@ -54,9 +62,13 @@ PROGRESS: list[tuple[str, int, int]] = []
 
 def _generate(out: Path) -> DemoWorld:
     world = build_world(DemoConfig(customers=5000, seed=7, out_dir=out, chunk_customers=1500))
+    write_masters(world, out)  # crm/members.csv: the member counts behind CAC
     for writer in WRITERS:
         written = writer.write(world, out, lambda *call: PROGRESS.append(call))
         assert all(p.is_file() and p.stat().st_size > 0 for p in written)
+    record = json.dumps(planted_record(world), ensure_ascii=False, indent=2,
+                        default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))  # fmt: skip
+    (out / "planted.json").write_text(record + "\n", encoding="utf-8")
     return world
 
 
@@ -89,21 +101,48 @@ def test_headers_and_encodings(demo: tuple[DemoWorld, Path]) -> None:
     assert rows[0][0] and not any(rows[1]) and rows[2] == SURVEY_HEADER
 
 
+def _members(out: Path, dirt: dict[str, int]) -> pd.DataFrame:
+    """``crm/members.csv`` cleaned: exact duplicates dropped, one row per 会员卡号 (the newest
+    更新时间), 注册时间 parsed from its four formats into ``signup``."""
+    m = _csv(out, "crm/members.csv", encoding="gbk").drop_duplicates()
+    m = m.assign(updated=pd.to_datetime(m["更新时间"], format="%Y-%m-%d %H:%M:%S"))
+    m = m.sort_values("updated", kind="stable").drop_duplicates("会员卡号", keep="last")
+    parsed = {k: pd.to_datetime(m["注册时间"], format=f, errors="coerce")
+              for k, f in SIGNUP_FORMATS.items()}  # fmt: skip
+    for kind, times in parsed.items():  # each format is recognised, and only its own rows
+        if kind != "iso":
+            assert times.notna().sum() == dirt[f"crm/members.csv.date_format_{kind}"] > 0, kind
+    signup = pd.concat(parsed.values(), axis=1).bfill(axis=1).iloc[:, 0]
+    assert signup.notna().all()
+    return m.assign(signup=signup)
+
+
 def test_marketing_cac(demo: tuple[DemoWorld, Path]) -> None:
     world, out = demo
+    planted = json.loads((out / "planted.json").read_text("utf-8"))
     spend = _csv(out, "marketing/channel_spend.csv")
     yearly = spend.spend.astype(float).groupby([spend.channel_id, spend.date.str[:4]]).sum()
-    c = world.customers
-    members = c.groupby([c.channel_id, c.signup_time.dt.year.astype(str)]).size()
-    cac = (yearly / members.reindex(yearly.index)).round(2)
-    realised = _realised(world, "cac_by_channel_year")
+    m = _members(out, planted["dirt"])
+    assert len(m) == len(world.customers)
+    new = m.groupby([m["注册渠道"], m.signup.dt.year.astype(str)]).size()
+    new = new.reindex(yearly.index, fill_value=0)
+    cac = (yearly / new.where(new > 0)).round(2)
+    realised = planted["effects"]["cac_by_channel_year"]["realised"]
+    assert {(ch, y) for ch, by_year in realised.items() for y in by_year} == set(cac.index)
     for (ch, year), value in cac.items():
-        assert value == pytest.approx(realised[ch][year], abs=0.01)
-    anomaly = _realised(world, "cac_yoy_anomaly")
+        if new[(ch, year)]:
+            assert value == pytest.approx(realised[ch][year], abs=0.01), (ch, year)
+        else:
+            assert realised[ch][year] is None, (ch, year)
+    anomaly = planted["effects"]["cac_yoy_anomaly"]["realised"]
     yoy = cac.xs("2021", level=1) / cac.xs("2020", level=1) - 1
+    assert yoy[anomaly["channel_id"]] == pytest.approx(anomaly["yoy"], abs=1e-3)
     assert yoy[anomaly["channel_id"]] == pytest.approx(0.20, abs=0.01)
-    assert yoy.drop(anomaly["channel_id"]).abs().max() <= 0.06 + 1e-3
-    assert "organic" not in set(world.channels.set_index("channel_id").channel_type[yoy.index])
+    others = yoy.drop(anomaly["channel_id"]).abs()
+    assert others.max() == pytest.approx(anomaly["max_other_abs_yoy"], abs=1e-3)
+    assert others.max() <= 0.06 + 1e-3
+    channels = _csv(out, "marketing/channels.csv").set_index("channel_id").channel_type
+    assert "organic" not in set(channels[yoy.index])
 
 
 def test_marketing_touches(demo: tuple[DemoWorld, Path]) -> None:

@@ -3,8 +3,13 @@ CRM (``sales/crm_usage_log.csv``), one row per step of a session.
 
 A session follows one path from a small table (app: login → home → category/search → product →
 cart → checkout → pay_success/pay_fail, cut where the user drops out; CRM: home → customer list →
-customer detail → add follow-up, and others), expanded to events with numpy (repeat + gather);
-app events are generated and appended one customer chunk at a time.
+customer detail → add follow-up, and others), expanded to events with numpy (repeat + gather).
+
+App events are generated per fixed block of :data:`~crmlens.demo.commerce.BLOCK` customers, each
+with its own random stream (seed, :data:`APP_STREAM`, block index), ordered by time within the
+block, and appended a chunk of blocks at a time, so the file does not depend on
+``DemoConfig.chunk_customers``. The CRM log (a fixed team of reps) is generated in one pass from
+the writer's own stream and ordered by time; it does not depend on customer chunking at all.
 
 Planted (``world.effects``): ``app_funnel``, ``app_pay_failure``, ``app_activity_heatmap``,
 ``app_device_mix``, ``crm_most_common_path``, ``crm_failure_rate``, ``crm_usage``,
@@ -21,11 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmlens.demo.commerce import BLOCK, block_slice, blocks
 from crmlens.demo.world import DemoWorld
 
 NAME = "behaviour"
 APP_FILE, CRM_FILE = "app/app_events.csv", "sales/crm_usage_log.csv"
 DAY = 86_400
+APP_STREAM = 41  # app events of customer block b: default_rng([seed, APP_STREAM, b])
 COLUMNS = ["event_id", "user_ref", "session_id", "event_name", "page", "event_time", "device",
            "duration_seconds", "success"]  # fmt: skip
 DEVICES = ("iOS", "Android", "Web", "小程序")
@@ -153,13 +160,19 @@ def _start_log(path: Path) -> Path:
     return path
 
 
-def _append(path: Path, ids: tuple[str, int], cols: dict[str, np.ndarray]) -> None:
-    """Append per-event arrays to the log, ordered by time within the chunk, numbered from
-    ``ids``."""
-    prefix, first = ids
+def _by_time(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-event arrays ordered by time (stable: ties keep generation order)."""
     order = np.argsort(cols["time"], kind="stable")
-    c = {k: v[order] for k, v in cols.items()}
-    ids_ = prefix + pd.Series(np.arange(first, first + len(order))).astype(str).str.zfill(10)
+    return {k: v[order] for k, v in cols.items()}
+
+
+def _append(path: Path, ids: tuple[str, int], parts: list[dict[str, np.ndarray]]) -> int:
+    """Append per-event arrays (each part already in its final order) to the log, numbered from
+    ``ids``; returns the number of events written."""
+    prefix, first = ids
+    c = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    n = len(c["time"])
+    ids_ = prefix + pd.Series(np.arange(first, first + n)).astype(str).str.zfill(10)
     pd.DataFrame({
         "event_id": ids_, "user_ref": c["user"], "session_id": c["session"],
         "event_name": c["event"], "page": c["page"],
@@ -167,6 +180,7 @@ def _append(path: Path, ids: tuple[str, int], cols: dict[str, np.ndarray]) -> No
         "duration_seconds": c["duration"], "success": np.where(c["ok"], "true", "false"),
     }).to_csv(path, mode="a", header=False, index=False, lineterminator="\n",
               date_format="%Y-%m-%d %H:%M:%S")  # fmt: skip
+    return n
 
 
 def _app_paths() -> tuple[list[list[int]], np.ndarray]:
@@ -185,8 +199,11 @@ def _app_paths() -> tuple[list[list[int]], np.ndarray]:
 
 
 def _write_app(world: DemoWorld, out_dir: Path, progress: Progress) -> Path:
-    """App sessions for app users, generated and appended per customer chunk."""
-    rng = world.rng(f"{NAME}.app")
+    """App sessions for app users, generated per customer block and appended per chunk of blocks.
+
+    Each block of :data:`BLOCK` customers draws from its own stream, so neither the rows nor their
+    order depend on ``chunk_customers`` (a chunk only decides how many blocks are written at once).
+    """
     c = world.customers
     start, end = _period(world)
     lo = np.maximum(_secs(c.signup_time), start)
@@ -200,6 +217,7 @@ def _write_app(world: DemoWorld, out_dir: Path, progress: Progress) -> Path:
     names = np.array(list(APP_STEPS), dtype=object)
     pages = np.array([p for p, _ in APP_STEPS.values()], dtype=object)
     medians = np.array([m for _, m in APP_STEPS.values()], dtype=float)
+    device_names = np.array(DEVICES, dtype=object)
     card = c.member_card_no.to_numpy(object)
     path = _start_log(out_dir / APP_FILE)
     reach = np.zeros(7, dtype=np.int64)
@@ -207,45 +225,52 @@ def _write_app(world: DemoWorld, out_dir: Path, progress: Progress) -> Path:
     heat = np.zeros((7, 24), dtype=np.int64)
     devices = np.zeros(len(DEVICES), dtype=np.int64)
     n_short = n_long = n_sessions = n_events = 0
-    chunk = max(1, world.config.chunk_customers)
-    for lo_row in range(0, len(c), chunk):
-        who = lo_row + np.flatnonzero(users[lo_row : lo_row + chunk])
-        device = rng.choice(len(DEVICES), len(who), p=DEVICE_P)  # each user keeps one device
-        activity = rng.lognormal(-0.18, 0.6, len(who))  # mean 1: heavy and light users
-        n_s = rng.poisson(rate * years[who] * activity)
-        s_user = np.repeat(np.arange(len(who)), n_s)
-        day = sample_days(rng, lo[who][s_user], hi[who][s_user], WEEKDAY_W)
-        weekend = ((day // DAY + 3) % 7) >= 5
-        hour = np.where(weekend, rng.choice(24, len(day), p=hour_p[True]),
-                        rng.choice(24, len(day), p=hour_p[False]))  # fmt: skip
-        # sessions end by the member's last activity (and inside the period): start 4 h before
-        latest = np.maximum(lo[who][s_user], hi[who][s_user] - 4 * 3600)
-        s_start = np.clip(
-            day + hour * 3600 + rng.integers(0, 3600, len(day)), lo[who][s_user], latest
-        )
-        s_device = device[s_user]
-        # funnel depth: each step after home continues with its own probability
-        cont = rng.random((len(day), len(FUNNEL_P) - 1)) < np.array(FUNNEL_P[1:])
-        d = 2 + cont.cumprod(axis=1).sum(axis=1)
-        failed = (d == 7) & (rng.random(len(day)) < np.array(PAY_FAIL)[s_device])
-        s_search = (rng.random(len(day)) < SEARCH_SHARE).astype(np.int64)
-        session, event = _expand(paths, path_index[d, s_search, failed.astype(np.int64)])
-        time, duration, k_short, k_long = _events(rng, session, event, s_start, medians)
-        s_ids = "AS" + pd.Series(n_sessions + np.arange(len(day))).astype(str).str.zfill(9)
-        cols = {"user": card[who][s_user][session], "session": s_ids.to_numpy()[session],
-                "event": names[event], "page": pages[event],
-                "time": time, "device": np.array(DEVICES, dtype=object)[s_device][session],
-                "duration": duration, "ok": names[event] != "pay_fail"}  # fmt: skip
-        _append(path, ("AE", n_events + 1), cols)
-        n_sessions, n_events = n_sessions + len(day), n_events + len(event)
-        n_short, n_long = n_short + k_short, n_long + k_long
-        reach += np.array([(d >= k + 1).sum() for k in range(7)])
-        np.add.at(pay, (0, s_device[d == 7]), 1)
-        np.add.at(pay, (1, s_device[failed]), 1)
-        np.add.at(heat, ((s_start // DAY + 3) % 7, s_start % DAY // 3600), 1)
-        devices += np.bincount(device[n_s > 0], minlength=len(DEVICES))
+    all_blocks = blocks(len(c))
+    per_chunk = max(1, -(-world.config.chunk_customers // BLOCK))
+    for first_block in range(0, len(all_blocks), per_chunk):
+        chunk = all_blocks[first_block : first_block + per_chunk]
+        parts = []
+        for block in chunk:
+            rng = np.random.default_rng([world.config.seed, APP_STREAM, block])
+            rows = block_slice(block, len(c))
+            who = rows.start + np.flatnonzero(users[rows])
+            device = rng.choice(len(DEVICES), len(who), p=DEVICE_P)  # each user keeps one device
+            activity = rng.lognormal(-0.18, 0.6, len(who))  # mean 1: heavy and light users
+            n_s = rng.poisson(rate * years[who] * activity)
+            s_user = np.repeat(np.arange(len(who)), n_s)
+            s_lo, s_hi = lo[who][s_user], hi[who][s_user]
+            day = sample_days(rng, s_lo, s_hi, WEEKDAY_W)
+            weekend = ((day // DAY + 3) % 7) >= 5
+            hour = np.where(weekend, rng.choice(24, len(day), p=hour_p[True]),
+                            rng.choice(24, len(day), p=hour_p[False]))  # fmt: skip
+            # sessions end by the member's last activity (and inside the period): start 4 h before
+            latest = np.maximum(s_lo, s_hi - 4 * 3600)
+            s_start = np.clip(day + hour * 3600 + rng.integers(0, 3600, len(day)), s_lo, latest)
+            s_device = device[s_user]
+            # funnel depth: each step after home continues with its own probability
+            cont = rng.random((len(day), len(FUNNEL_P) - 1)) < np.array(FUNNEL_P[1:])
+            d = 2 + cont.cumprod(axis=1).sum(axis=1)
+            failed = (d == 7) & (rng.random(len(day)) < np.array(PAY_FAIL)[s_device])
+            s_search = (rng.random(len(day)) < SEARCH_SHARE).astype(np.int64)
+            session, event = _expand(paths, path_index[d, s_search, failed.astype(np.int64)])
+            time, duration, k_short, k_long = _events(rng, session, event, s_start, medians)
+            s_ids = "AS" + pd.Series(n_sessions + np.arange(len(day))).astype(str).str.zfill(9)
+            parts.append(_by_time({
+                "user": card[who][s_user][session], "session": s_ids.to_numpy()[session],
+                "event": names[event], "page": pages[event], "time": time,
+                "device": device_names[s_device][session], "duration": duration,
+                "ok": names[event] != "pay_fail",
+            }))  # fmt: skip
+            n_sessions += len(day)
+            n_short, n_long = n_short + k_short, n_long + k_long
+            reach += np.array([(d >= k + 1).sum() for k in range(7)])
+            np.add.at(pay, (0, s_device[d == 7]), 1)
+            np.add.at(pay, (1, s_device[failed]), 1)
+            np.add.at(heat, ((s_start // DAY + 3) % 7, s_start % DAY // 3600), 1)
+            devices += np.bincount(device[n_s > 0], minlength=len(DEVICES))
+        n_events += _append(path, ("AE", n_events + 1), parts)
         if progress:
-            progress(APP_FILE, min(lo_row + chunk, len(c)), len(c))
+            progress(APP_FILE, min((chunk[-1] + 1) * BLOCK, len(c)), len(c))
     world.dirt[f"{APP_FILE}.duration_under_10s"] = n_short
     world.dirt[f"{APP_FILE}.duration_over_24h"] = n_long
     _record_app(world, reach, pay, heat, devices, n_events)
@@ -320,7 +345,11 @@ def _record_app(
 
 
 def _write_crm(world: DemoWorld, out_dir: Path, progress: Progress) -> Path:
-    """CRM sessions of every rep from hiring to the end, in groups of reps to bound memory."""
+    """CRM sessions of every rep from hiring to the end, in one pass ordered by time.
+
+    The reps are a fixed team (tens of thousands of sessions), so the log is generated at once
+    from the writer's own stream and does not depend on customer chunking at all.
+    """
     rng = world.rng(f"{NAME}.crm")
     reps = world.reps
     start, end = _period(world)
@@ -336,43 +365,36 @@ def _write_crm(world: DemoWorld, out_dir: Path, progress: Progress) -> Path:
     medians, fails = (np.array([v[i] for v in CRM_STEPS.values()], dtype=float) for i in (1, 2))
     rep_id = reps.rep_id.to_numpy(object)
     path = _start_log(out_dir / CRM_FILE)
-    by_path = np.zeros(len(paths), dtype=np.int64)
-    page_counts = np.zeros((2, len(CRM_STEPS)), dtype=np.int64)  # events, failures per step
+
+    s_rep = np.repeat(np.arange(len(reps)), n_s)
+    day = sample_days(rng, hired[s_rep], np.full(len(s_rep), end), CRM_WEEKDAY_W)
+    s_start = day + rng.choice(24, len(day), p=CRM_HOURS / CRM_HOURS.sum()) * 3600
+    s_start += rng.integers(0, 3600, len(day))
+    # each session picks a path among those its rep uses, in proportion to the shares
+    weights = np.cumsum(share * rep_uses[s_rep], axis=1)
+    path_id = (rng.random((len(day), 1)) * weights[:, -1:] > weights).sum(axis=1)
+    device = rng.choice(len(DEVICES), len(day), p=CRM_DEVICE_P)
+    session, event = _expand(paths, path_id)
+    time, duration, n_short, n_long = _events(rng, session, event, s_start, medians)
+    ok = rng.random(len(event)) >= fails[event]
+    s_ids = "CS" + pd.Series(np.arange(len(day))).astype(str).str.zfill(9)
+    cols = {"user": rep_id[s_rep][session], "session": s_ids.to_numpy()[session],
+            "event": np.array(names, dtype=object)[event], "page": pages[event], "time": time,
+            "device": np.array(DEVICES, dtype=object)[device][session], "duration": duration,
+            "ok": ok}  # fmt: skip
+    _append(path, ("CE", 1), [_by_time(cols)])
+    if progress:
+        progress(CRM_FILE, len(reps), len(reps))
+
+    by_path = np.bincount(path_id, minlength=len(paths))
+    page_counts = np.stack([np.bincount(event, minlength=len(names)),
+                            np.bincount(event[~ok], minlength=len(names))])  # fmt: skip
     used = np.zeros((len(reps), len(CRM_STEPS)), dtype=bool)
+    used[s_rep[session], event] = True
     heat = np.zeros((7, 24), dtype=np.int64)
-    task = np.zeros(2, dtype=np.int64)  # follow-up seconds and count (durations 10 s .. 24 h)
-    n_short = n_long = n_events = 0
-    group = np.cumsum(n_s) // max(1, world.config.chunk_customers)  # ~chunk sessions per group
-    for g in np.unique(group):
-        members = np.flatnonzero(group == g)
-        s_rep = np.repeat(members, n_s[members])
-        day = sample_days(rng, hired[s_rep], np.full(len(s_rep), end), CRM_WEEKDAY_W)
-        s_start = day + rng.choice(24, len(day), p=CRM_HOURS / CRM_HOURS.sum()) * 3600
-        s_start += rng.integers(0, 3600, len(day))
-        # each session picks a path among those its rep uses, in proportion to the shares
-        weights = np.cumsum(share * rep_uses[s_rep], axis=1)
-        path_id = (rng.random((len(day), 1)) * weights[:, -1:] > weights).sum(axis=1)
-        device = rng.choice(len(DEVICES), len(day), p=CRM_DEVICE_P)
-        session, event = _expand(paths, path_id)
-        time, duration, k_short, k_long = _events(rng, session, event, s_start, medians)
-        ok = rng.random(len(event)) >= fails[event]
-        sessions_so_far = int(by_path.sum())
-        s_ids = "CS" + pd.Series(sessions_so_far + np.arange(len(day))).astype(str).str.zfill(9)
-        cols = {"user": rep_id[s_rep][session], "session": s_ids.to_numpy()[session],
-                "event": np.array(names, dtype=object)[event], "page": pages[event], "time": time,
-                "device": np.array(DEVICES, dtype=object)[device][session], "duration": duration,
-                "ok": ok}  # fmt: skip
-        _append(path, ("CE", n_events + 1), cols)
-        n_events, n_short, n_long = n_events + len(event), n_short + k_short, n_long + k_long
-        by_path += np.bincount(path_id, minlength=len(paths))
-        page_counts += np.stack([np.bincount(event, minlength=len(names)),
-                                 np.bincount(event[~ok], minlength=len(names))])  # fmt: skip
-        used[s_rep[session], event] = True
-        np.add.at(heat, ((s_start // DAY + 3) % 7, s_start % DAY // 3600), 1)
-        follow = (event == names.index("add_follow_up")) & (duration >= 10) & (duration <= DAY)
-        task += [int(duration[follow].sum()), int(follow.sum())]
-        if progress:
-            progress(CRM_FILE, int(members[-1]) + 1, len(reps))
+    np.add.at(heat, ((s_start // DAY + 3) % 7, s_start % DAY // 3600), 1)
+    follow = (event == names.index("add_follow_up")) & (duration >= 10) & (duration <= DAY)
+    task = np.array([int(duration[follow].sum()), int(follow.sum())], dtype=np.int64)
     world.dirt[f"{CRM_FILE}.duration_under_10s"] = n_short
     world.dirt[f"{CRM_FILE}.duration_over_24h"] = n_long
     active = weeks > 0

@@ -8,6 +8,12 @@ set top-down (won -> opportunities -> leads), so the conversion rates are exact 
 
 Planted (``world.effects``): ``lead_conversion`` (lead → opportunity 40 %, opportunity → won 35 %),
 ``rep_visit_frequency``, ``record_timeliness`` (a few reps chronically late), ``tag_usage``.
+
+Activities are generated per fixed block (:data:`~crmlens.demo.commerce.BLOCK` leads, then the
+corporate members among each block of ``BLOCK`` customers), each block with its own random stream
+derived from the seed and the block index, and ordered by time within the block; a chunk only
+decides how many blocks are written at once, so the file does not depend on
+``DemoConfig.chunk_customers``.
 """
 
 from __future__ import annotations
@@ -20,10 +26,14 @@ import pandas as pd
 
 from crmlens.demo import identity
 from crmlens.demo.behaviour import sample_days
+from crmlens.demo.commerce import BLOCK, blocks
 from crmlens.demo.world import DemoWorld
 
 NAME = "sales"
 DAY, HOUR = 86_400, 3600
+# activities of lead block b / of the corporate members in customer block b:
+# default_rng([seed, LEAD_STREAM, b]) / default_rng([seed, MEMBER_STREAM, b])
+LEAD_STREAM, MEMBER_STREAM = 43, 47
 WON_SHARE = 0.6  # corporate members (signed up in the period) who came through a sales lead
 LEAD_TO_OPP, OPP_TO_WON = 0.40, 0.35
 LATE_REP_SHARE = 0.15
@@ -216,9 +226,15 @@ def _write_activities(
     path: Path,
     progress: Progress,
 ) -> dict[str, np.ndarray]:
-    """Lead activities, then account upkeep for corporate members, appended in chunks."""
+    """Lead activities, then account upkeep for corporate members, appended in chunks.
+
+    Each fixed block (``BLOCK`` leads, or the corporate members among ``BLOCK`` customers) draws
+    from its own stream and is ordered by time on its own; ``chunk_customers`` only groups blocks
+    into writes. ``rng`` (the writer's stream) assigns the members' reps, before any block.
+    """
     start, end = _period(world)
     c = world.customers
+    seed = world.config.seed
     n_reps = len(world.reps)
     tally = {k: np.zeros(n_reps, np.int64) for k in ("visits", "acts", "on_time", "tagged")}
     columns = ["activity_id", "rep_id", "lead_id", "member_card_no", "activity_type",
@@ -227,28 +243,40 @@ def _write_activities(
     corp = np.flatnonzero((c.customer_type == "企业").to_numpy())
     lo_c = np.maximum(_secs(c.signup_time)[corp], start)
     reps_c = _assign_reps(world, rng, c.city.to_numpy(object)[corp], lo_c)
-    chunk = max(1, world.config.chunk_customers)
-    jobs = [("lead", i) for i in range(0, len(leads), chunk)]
-    jobs += [("member", i) for i in range(0, len(corp), chunk)]
+    card_c = c.member_card_no.to_numpy(object)[corp]
+    outcome = leads.outcome.to_numpy()
+    lead_lo = _secs(leads.created_at)
+    lead_hi = np.where(leads.closed_at.notna(), _secs(leads.closed_at.fillna(pd.Timestamp(0))), end)
+    lead_rep, lead_ids = leads.rep.to_numpy(), leads.lead_id.to_numpy(object)
+    # corporate members per customer block: corp[member_bounds[b]:member_bounds[b + 1]]
+    member_bounds = np.searchsorted(corp, np.arange(len(blocks(len(c))) + 1) * BLOCK)
+
+    def lead_block(b: int) -> pd.DataFrame:
+        block_rng = np.random.default_rng([seed, LEAD_STREAM, b])
+        rows = slice(b * BLOCK, min((b + 1) * BLOCK, len(leads)))
+        n = block_rng.poisson(np.array(ACTIVITIES_PER_LEAD)[outcome[rows]])
+        return _activities(block_rng, traits, np.repeat(lead_lo[rows], n),
+                           np.repeat(lead_hi[rows], n), np.repeat(lead_rep[rows], n),
+                           np.repeat(lead_ids[rows], n), None)  # fmt: skip
+
+    def member_block(b: int) -> pd.DataFrame:
+        block_rng = np.random.default_rng([seed, MEMBER_STREAM, b])
+        rows = slice(member_bounds[b], member_bounds[b + 1])
+        lo, hi = lo_c[rows], np.full(rows.stop - rows.start, end)
+        n = block_rng.poisson(MAINTENANCE_PER_YEAR * np.maximum(hi - lo, 0) / (365 * DAY))
+        return _activities(block_rng, traits, np.repeat(lo, n), np.repeat(hi, n),
+                           np.repeat(reps_c[rows], n), None, np.repeat(card_c[rows], n))  # fmt: skip
+
+    per_chunk = max(1, -(-world.config.chunk_customers // BLOCK))
+    lead_blocks = range(-(-len(leads) // BLOCK))
+    member_blocks = [b for b in blocks(len(c)) if member_bounds[b + 1] > member_bounds[b]]
+    jobs = [(lead_block, lead_blocks[i : i + per_chunk])
+            for i in range(0, len(lead_blocks), per_chunk)]  # fmt: skip
+    jobs += [(member_block, member_blocks[i : i + per_chunk])
+             for i in range(0, len(member_blocks), per_chunk)]  # fmt: skip
     next_id = 1
-    for k, (kind, i) in enumerate(jobs):
-        if kind == "lead":
-            part = leads.iloc[i : i + chunk]
-            lo = _secs(part.created_at)
-            hi = np.where(
-                part.closed_at.notna(), _secs(part.closed_at.fillna(pd.Timestamp(0))), end
-            )
-            n = rng.poisson(np.array(ACTIVITIES_PER_LEAD)[part.outcome.to_numpy()])
-            rep, lead_id, card = part.rep.to_numpy(), part.lead_id.to_numpy(object), None
-        else:
-            rows = slice(i, i + chunk)
-            lo, hi = lo_c[rows], np.full(len(lo_c[rows]), end)
-            n = rng.poisson(MAINTENANCE_PER_YEAR * np.maximum(hi - lo, 0) / (365 * DAY))
-            rep, lead_id = reps_c[rows], None
-            card = c.member_card_no.to_numpy(object)[corp[rows]]
-        frame = _activities(rng, traits, np.repeat(lo, n), np.repeat(hi, n), np.repeat(rep, n),
-                            None if lead_id is None else np.repeat(lead_id, n),
-                            None if card is None else np.repeat(card, n))  # fmt: skip
+    for k, (make, group) in enumerate(jobs):
+        frame = pd.concat([make(b) for b in group], ignore_index=True)
         numbers = pd.Series(np.arange(next_id, next_id + len(frame))).astype(str)
         frame.insert(0, "activity_id", "A" + numbers.str.zfill(8))
         r = frame.pop("rep").to_numpy()
