@@ -374,3 +374,13 @@ def test_effect_records_are_complete(demo: tuple[DemoWorld, Path]) -> None:
     for name, effect in world.effects.items():
         assert set(effect) == keys, name
         assert re.fullmatch(r"[MA]\d+(/[A-Z]\d+)?", effect["requirement"]), name
+
+
+def test_expand_handles_a_block_without_such_sessions() -> None:
+    # at 1M customers some 2,500-customer block has no session of a given kind (seen in the bench)
+    from crmlens.demo.behaviour import _expand
+
+    session, event = _expand([[1, 2], [3]], np.array([], dtype=np.int64))
+    assert session.size == 0 and event.size == 0
+    session, event = _expand([[1, 2], [3]], np.array([0, 1, 0]))
+    assert session.tolist() == [0, 0, 1, 2, 2] and event.tolist() == [1, 2, 3, 1, 2]

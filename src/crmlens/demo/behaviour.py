@@ -122,7 +122,7 @@ def _expand(paths: list[list[int]], path_id: np.ndarray) -> tuple[np.ndarray, np
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     n = lengths[path_id]
     session = np.repeat(np.arange(len(path_id)), n)
-    first_row = np.concatenate([[0], np.cumsum(n)[:-1]])
+    first_row = np.cumsum(n) - n  # also right for an empty block (no such sessions)
     pos = np.arange(n.sum()) - np.repeat(first_row, n)
     return session, flat[offsets[path_id][session] + pos]
 
