@@ -5,7 +5,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from crmlens.cli import app
-from crmlens.schema import render_markdown
+from crmlens.schema import SCHEMA_VERSION, render_markdown
 
 runner = CliRunner()
 
@@ -15,7 +15,7 @@ def test_version_and_help() -> None:
     assert result.exit_code == 0 and "crmlens" in result.output
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("demo", "demo-data", "load", "info", "docs"):
+    for command in ("demo", "demo-data", "load", "info", "docs", "kpi", "report"):
         assert command in result.output
 
 
@@ -48,4 +48,4 @@ def test_info_lists_every_table(tmp_path: Path) -> None:
     Warehouse(tmp_path / "w.duckdb").close()
     result = runner.invoke(app, ["info", "--warehouse", str(tmp_path / "w.duckdb"), "--json"])
     assert result.exit_code == 0, result.output
-    assert '"schema_version": 1' in result.output and '"app_events"' in result.output
+    assert f'"schema_version": {SCHEMA_VERSION}' in result.output and '"app_events"' in result.output

@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from crmlens import __version__
+from crmlens.cli.kpi import kpi
 from crmlens.cli.progress import progress_bars
+from crmlens.cli.report import report
 from crmlens.errors import CrmlensError
 
 app = typer.Typer(
@@ -201,12 +203,18 @@ def info(
 def docs(
     out: Annotated[Path, typer.Option(help="Docs folder.")] = Path("docs"),
 ) -> None:
-    """Regenerate the reference docs (docs/schema.md) from the declarations."""
-    from crmlens.schema import render_markdown
+    """Regenerate the reference docs (schema.md, metrics.md) from the declarations."""
+    from crmlens.metrics.docs import render_markdown as render_metrics
+    from crmlens.schema import render_markdown as render_schema
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "schema.md").write_text(render_markdown() + "\n", encoding="utf-8")
-    console.print(f"Wrote {out / 'schema.md'}")
+    for name, render in (("schema.md", render_schema), ("metrics.md", render_metrics)):
+        (out / name).write_text(render() + "\n", encoding="utf-8")
+        console.print(f"Wrote {out / name}")
+
+
+app.command()(kpi)
+app.command()(report)
 
 
 def main() -> None:

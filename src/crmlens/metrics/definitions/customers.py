@@ -1,0 +1,206 @@
+"""Customer-base KPIs: members, new and active customers, retention and churn.
+
+The KPIs with a window in days are families: ``retention(7)`` declares ``retention_7d``, and the
+registry resolves such names (see :func:`crmlens.metrics.registry.metric`).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import ibis
+from ibis.expr.types import Table
+
+from crmlens.metrics.definitions.sales import buyers
+from crmlens.metrics.metric import Metric
+from crmlens.metrics.query import UP_TO_END, Query, Window
+
+ACTIVE_DAYS = 90
+CHURN_DAYS = 90
+RETENTION_DAYS = 30
+_CUSTOMER_DIMS = ("region", "customer_type", "tier")
+
+
+def new_customers(q: Query) -> Table:
+    """Customers who signed up in each period."""
+    t = q.rows("customers")
+    return q.group(t, t.count())
+
+
+def _members(q: Query) -> Table:
+    t = q.rows("customers", UP_TO_END)
+    return q.group(t, t.count())
+
+
+def _active(q: Query, days: int) -> Table:
+    t = buyers(q.rows("orders", Window.days_ending(days)))
+    return q.group(t, t.customer_id.nunique())
+
+
+def _churn_flags(q: Query, days: int) -> Table:
+    """Customers active at each period's start, with ``churned`` when they have no completed order
+    in the ``days`` days ending on the period's last day."""
+    keys = [*q.keys, "customer_id"]
+    before = buyers(q.rows("orders", Window.days_before(days)))
+    base = before.select(*keys).distinct()
+    ending = buyers(q.rows("orders", Window.days_ending(days)))
+    recent = ending.select(*keys).distinct().rename({f"r__{k}": k for k in keys})
+    j = base.left_join(recent, [base[k] == recent[f"r__{k}"] for k in keys])
+    return j.select(*keys, churned=ibis.ifelse(j.r__customer_id.isnull(), 1.0, 0.0))
+
+
+def _churned(q: Query, days: int) -> Table:
+    flags = _churn_flags(q, days)
+    return q.group(flags, flags.churned.sum())
+
+
+def _churn_rate(q: Query, days: int) -> Table:
+    flags = _churn_flags(q, days)
+    return q.group(flags, flags.churned.mean())
+
+
+def _retention(q: Query, days: int) -> Table:
+    history = buyers(q.history("orders"))
+    who = [*q.by, "customer_id"]
+    first = history.group_by(who).aggregate(first_ts=history.ts.min())
+    cohort = q.tag(first, "first_ts")
+    cohort = cohort.mutate(first_day=cohort.first_ts.date())
+    later = (
+        history.select(*who, day=history.ts.date()).distinct().rename({f"l__{k}": k for k in who})
+    )
+    gap = later.day.delta(cohort.first_day, unit="day")
+    back = cohort.join(
+        later, [*[cohort[k] == later[f"l__{k}"] for k in who], gap >= 1, gap <= days]
+    )
+    keys = [*q.keys, "customer_id"]
+    kept = back.select(*keys).distinct().rename({f"k__{k}": k for k in keys})
+    j = cohort.left_join(kept, [cohort[k] == kept[f"k__{k}"] for k in keys])
+    return q.group(j, ibis.ifelse(j.k__customer_id.notnull(), 1.0, 0.0).mean())
+
+
+def active_customers(days: int = ACTIVE_DAYS) -> Metric:
+    """Customers with a completed order in the ``days`` days ending on the period's last day."""
+    return Metric(
+        "active_customers" if days == ACTIVE_DAYS else f"active_customers_{days}d",
+        f"活跃客户({days}天)",
+        f"Active customers ({days} days)",
+        f"Number of distinct customers with at least one completed order in the {days} days "
+        "ending on the period's last day (a stock at the period end, whatever the period's "
+        "length).",
+        "count",
+        partial(_active, days=days),
+        ("orders",),
+        "Customers",
+        additive=True,
+        default_dims=_CUSTOMER_DIMS,
+        days=days,
+        family="active_customers_{days}d",
+        vary=active_customers,
+    )
+
+
+def churned_customers(days: int = CHURN_DAYS) -> Metric:
+    """Customers active at the period start who then went ``days`` days without buying."""
+    return Metric(
+        "churned_customers" if days == CHURN_DAYS else f"churned_customers_{days}d",
+        "流失客户数",
+        f"Churned customers ({days} days)",
+        f"Customers active at the period's start — at least one completed order in the {days} "
+        f"days before its first day — who have no completed order in the {days} days ending on "
+        f"its last day: they became churned during the period ({days} days after their last "
+        "order). Customers who first bought during the period are not counted.",
+        "count",
+        partial(_churned, days=days),
+        ("orders",),
+        "Customers",
+        direction="down",
+        additive=True,
+        default_dims=_CUSTOMER_DIMS,
+        days=days,
+        family="churned_customers_{days}d",
+        vary=churned_customers,
+    )
+
+
+def churn_rate(days: int = CHURN_DAYS) -> Metric:
+    """Churned customers / customers active at the period start."""
+    return Metric(
+        "churn_rate" if days == CHURN_DAYS else f"churn_rate_{days}d",
+        "流失率",
+        f"Churn rate ({days} days)",
+        f"Churned customers ({days}-day inactivity, as above) / customers active at the period's "
+        f"start (a completed order in the {days} days before its first day). None when nobody "
+        "was active at the start.",
+        "ratio",
+        partial(_churn_rate, days=days),
+        ("orders",),
+        "Customers",
+        direction="down",
+        default_dims=_CUSTOMER_DIMS,
+        days=days,
+        family="churn_rate_{days}d",
+        vary=churn_rate,
+    )
+
+
+def retention(days: int = RETENTION_DAYS) -> Metric:
+    """N-day retention of the customers whose first order falls in the period."""
+    return Metric(
+        f"retention_{days}d",
+        f"{days}天留存率",
+        f"{days}-day retention",
+        "Of the customers whose first completed order ever falls in the period (first within the "
+        "scope's filters: with a store filter, the first order at that store), the share with "
+        f"another completed order 1 to {days} days after the day of that first order (a later "
+        f"day; same-day orders do not count). Cohorts whose {days}-day window runs past the "
+        "latest loaded order are still maturing and read low. None when the period has no "
+        "first-time buyer.",
+        "ratio",
+        partial(_retention, days=days),
+        ("orders",),
+        "Customers",
+        default_dims=("channel", "region", "customer_type"),
+        days=days,
+        family="retention_{days}d",
+        vary=retention,
+    )
+
+
+METRICS = (
+    Metric(
+        "new_customers",
+        "新增客户数",
+        "New customers",
+        "Number of customers whose signup_date falls in the period (customers without a signup "
+        "date are never new). Targets: rows with metric new_customers or new_members.",
+        "count",
+        new_customers,
+        ("customers",),
+        "Customers",
+        additive=True,
+        default_dims=("channel", "city", "store"),
+        target_names=("new_customers", "new_members"),
+        target_how="sum",
+    ),
+    Metric(
+        "members",
+        "会员数",
+        "Members",
+        "Cumulative number of customers signed up on or before the period's last day (a stock; "
+        "customers without a signup date are not counted). By store: the home store (注册门店); "
+        "by city: the customer's city. Target: the targets row with metric members whose period "
+        "ends on the period's last day (e.g. a year-end goal).",
+        "count",
+        _members,
+        ("customers",),
+        "Customers",
+        additive=True,
+        default_dims=("city", "store"),
+        target_names=("members",),
+        target_how="last",
+    ),
+    active_customers(),
+    churned_customers(),
+    churn_rate(),
+    retention(),
+)

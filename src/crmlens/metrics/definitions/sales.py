@@ -1,0 +1,168 @@
+"""Sales KPIs: revenue, orders, 客单价, buying customers, frequency, repurchase, target attainment.
+
+Shared conventions: a *completed order* is an ``orders`` row that is not a refund
+(``is_refund`` false); a *refund* is a row with ``is_refund`` true and a negative ``amount``, dated
+when it was refunded. ``amount`` is what was paid, after discounts.
+"""
+
+from __future__ import annotations
+
+import ibis
+from ibis.expr.types import Table
+
+from crmlens.metrics.metric import Format, Metric
+from crmlens.metrics.query import TARGET_DIMENSIONS, Query
+
+_CUSTOMER_DIMS = ("region", "customer_type", "tier")
+#: ``targets.metric`` rows holding revenue targets (revenue and sales target attainment).
+REVENUE_TARGETS = ("revenue",)
+
+
+def completed(t: Table) -> Table:
+    """Completed orders (not refunds) of an orders table."""
+    return t.filter(~t.is_refund.fill_null(False))
+
+
+def buyers(t: Table) -> Table:
+    """Completed orders placed by an identified customer (walk-ins have no customer_id)."""
+    s = completed(t)
+    return s.filter(s.customer_id.notnull())
+
+
+def revenue(q: Query) -> Table:
+    """Net revenue per period: completed orders plus refunds."""
+    t = q.rows("orders")
+    return q.group(t, t.amount.sum())
+
+
+def orders(q: Query) -> Table:
+    """Completed orders per period."""
+    t = completed(q.rows("orders"))
+    return q.group(t, t.order_id.nunique())
+
+
+def _aov(q: Query) -> Table:
+    t = q.rows("orders")
+    count = t.order_id.nunique(where=~t.is_refund.fill_null(False))
+    return q.group(t, t.amount.sum() / count.nullif(0))
+
+
+def _customers(q: Query) -> Table:
+    t = buyers(q.rows("orders"))
+    return q.group(t, t.customer_id.nunique())
+
+
+def _purchase_frequency(q: Query) -> Table:
+    t = buyers(q.rows("orders"))
+    return q.group(t, t.order_id.nunique() / t.customer_id.nunique())
+
+
+def _repurchase_rate(q: Query) -> Table:
+    t = buyers(q.rows("orders"))
+    per = t.group_by([*q.keys, "customer_id"]).aggregate(n=t.order_id.nunique())
+    return q.group(per, ibis.ifelse(per.n >= 2, 1.0, 0.0).mean())
+
+
+def _sales_target_attainment(q: Query) -> Table:
+    return q.ratio(revenue(q), q.targets(REVENUE_TARGETS, "sum"))
+
+
+METRICS = (
+    Metric(
+        "revenue",
+        "销售额(净)",
+        "Revenue (net)",
+        "Sum of orders.amount over every order row whose order_time falls in the period: completed "
+        "orders plus refund rows (negative amounts), so a refund lowers the revenue of the period "
+        "in which it is refunded, not that of the original order. Amounts are paid amounts after "
+        "discounts. By category, each order's amount is split over its categories pro rata to the "
+        "line amounts.",
+        "money",
+        revenue,
+        ("orders",),
+        "Sales",
+        additive=True,
+        default_dims=("city", "store", "category"),
+        target_names=REVENUE_TARGETS,
+        target_how="sum",
+    ),
+    Metric(
+        "orders",
+        "订单数",
+        "Orders",
+        "Number of distinct completed orders (is_refund false) whose order_time falls in the "
+        "period; refunds are not orders. By category, an order counts once in each category it "
+        "contains.",
+        "count",
+        orders,
+        ("orders",),
+        "Sales",
+        additive=True,
+        default_dims=("store", "order_channel"),
+    ),
+    Metric(
+        "aov",
+        "客单价",
+        "Average order value",
+        "Net revenue / completed orders of the period (both as defined above): refunds lower it "
+        "rather than vanish. None when the period has no completed order.",
+        "money",
+        _aov,
+        ("orders",),
+        "Sales",
+        default_dims=_CUSTOMER_DIMS,
+    ),
+    Metric(
+        "customers",
+        "购买客户数",
+        "Buying customers",
+        "Number of distinct customers with at least one completed order in the period; walk-in "
+        "orders without a customer_id are not counted.",
+        "count",
+        _customers,
+        ("orders",),
+        "Sales",
+        additive=True,
+        default_dims=_CUSTOMER_DIMS,
+    ),
+    Metric(
+        "purchase_frequency",
+        "购买频次",
+        "Purchase frequency",
+        "Completed orders placed by identified customers in the period / buying customers of the "
+        "period: orders per buying customer. None when nobody bought.",
+        "count",
+        _purchase_frequency,
+        ("orders",),
+        "Sales",
+        format=Format(2),
+        default_dims=_CUSTOMER_DIMS,
+    ),
+    Metric(
+        "repurchase_rate",
+        "复购率",
+        "Repurchase rate",
+        "Share of the period's buying customers who placed two or more completed orders in the "
+        "period (two orders on the same day count as two). None when nobody bought.",
+        "ratio",
+        _repurchase_rate,
+        ("orders",),
+        "Sales",
+        default_dims=_CUSTOMER_DIMS,
+    ),
+    Metric(
+        "sales_target_attainment",
+        "销售目标达成率",
+        "Sales target attainment",
+        "Net revenue / revenue target of the period. The target is the sum of the targets rows "
+        "with metric revenue whose periods lie inside the period and cover all of its days (a "
+        "quarter's own target if there is one, else its months'), for the whole company "
+        "(dimension all) or for the one region, city or store filtered or grouped by. None "
+        "without a complete target.",
+        "ratio",
+        _sales_target_attainment,
+        ("orders",),
+        "Targets",
+        only_dims=TARGET_DIMENSIONS,
+    ),
+)

@@ -1,0 +1,221 @@
+"""The facts KPIs measure, and :func:`scoped`: the one place a scope becomes row filters.
+
+A fact is a canonical table read as events in time (orders, sign-ups, tickets, …) together with the
+keys through which it reaches the dimensions. :func:`scoped` returns a fact's rows with each
+requested or filtered dimension resolved to a column named after the dimension, joining
+``customers``, ``products`` or the order lines only when a dimension needs them, and keeps only the
+rows the scope's filters and row limits allow. Metric builders get their rows from nowhere else.
+
+Missing dimension values become :data:`~crmlens.metrics.dimensions.UNKNOWN` (a walk-in order has no
+tier), so breakdowns add up to the total and grouping keys are never NULL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from itertools import pairwise
+
+import ibis
+from ibis.expr.types import StringValue, Table
+
+from crmlens.errors import ConfigError
+from crmlens.metrics.dimensions import AGE_BANDS, DIMENSIONS, OTHER, UNKNOWN, age_band_label
+from crmlens.metrics.scope import NotApplicableError, Scope
+from crmlens.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A table measured as events in time, and how its rows reach each dimension."""
+
+    name: str
+    table: str
+    #: The column placing a row in time (a timestamp or a date).
+    time: str
+    description: str
+    customer_key: str | None = None
+    store_key: str | None = None
+    #: Reaches ``products`` through this SKU column (for the product dimensions).
+    sku_key: str | None = None
+    #: Reaches ``products`` through ``order_lines``, splitting ``amount`` over the categories.
+    order_lines: bool = False
+    #: Dimensions held in a column of the fact itself: (dimension, column).
+    columns: tuple[tuple[str, str], ...] = ()
+
+    def supports(self, name: str) -> bool:
+        """Whether rows of this fact can be filtered and grouped by dimension ``name``."""
+        if name in dict(self.columns):
+            return True
+        source = DIMENSIONS[name].source
+        if source in ("customer", "age"):
+            return self.customer_key is not None
+        if source == "store":
+            return self.store_key is not None
+        if source == "product":
+            return self.sku_key is not None or self.order_lines
+        return False
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        """Every dimension this fact supports, in the declared order."""
+        return tuple(d for d in DIMENSIONS if self.supports(d))
+
+
+# fmt: off
+FACTS: dict[str, Fact] = {f.name: f for f in (
+    Fact("orders", "orders", "order_time", "Orders and refunds (refunds are rows with a negative amount, dated when refunded).",
+         customer_key="customer_id", store_key="store_id", order_lines=True,
+         columns=(("order_channel", "order_channel"),)),
+    Fact("customers", "customers", "signup_date", "Customers, placed in time by their signup.",
+         customer_key="customer_id", store_key="home_store_id"),
+    Fact("tickets", "service_tickets", "opened_at", "Service tickets, placed in time when opened.",
+         customer_key="customer_id", store_key="store_id", sku_key="sku",
+         columns=(("ticket_type", "ticket_type"),)),
+    Fact("surveys", "survey_responses", "responded_at", "Survey responses.",
+         customer_key="customer_id", store_key="store_id"),
+    Fact("touches", "campaign_touches", "sent_at", "Campaign messages sent to customers.",
+         customer_key="customer_id"),
+    Fact("spend", "channel_spend", "spend_date", "Daily marketing spend and clicks per channel.",
+         columns=(("channel", "channel_id"),)),
+)}
+# fmt: on
+
+
+def fact(name: str) -> Fact:
+    """The fact called ``name``; :class:`ConfigError` if unknown."""
+    try:
+        return FACTS[name]
+    except KeyError:
+        raise ConfigError(f"unknown fact {name!r}; expected one of: {', '.join(FACTS)}") from None
+
+
+def scoped(
+    wh: Warehouse,
+    name: str,
+    scope: Scope,
+    *,
+    dims: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    relabel: Mapping[str, frozenset[str]] | None = None,
+) -> Table:
+    """Rows of fact ``name`` allowed by ``scope``, with dimensions ``dims`` as columns.
+
+    The result has the fact table's columns, ``ts`` (its time column as a timestamp) and one column
+    per dimension in ``dims``. Rows are kept when ``since <= ts < until`` (either bound optional;
+    the caller picks the window, since some KPIs look back before the scope) and when every
+    constrained dimension (filters ∩ row limits) has an allowed value. ``relabel`` maps a dimension
+    to the values to keep; other values become :data:`OTHER` (for top-N breakdowns), after
+    filtering. :class:`NotApplicableError` if the fact cannot reach a requested or constrained
+    dimension: silently ignoring a filter would show rows the user did not ask for or may not see.
+    """
+    spec = fact(name)
+    constraints = scope.constraints()
+    wanted = list(dict.fromkeys([*dims, *constraints]))
+    unsupported = [d for d in wanted if not spec.supports(d)]
+    if unsupported:
+        raise NotApplicableError(
+            f"{spec.table} cannot be filtered or grouped by {', '.join(unsupported)}; "
+            f"it supports: {', '.join(spec.dimensions) or 'no dimensions'}"
+        )
+    t = wh.table(spec.table)
+    base = [c for c in t.columns if c not in dims]
+    # one filter per stage keeps the expression shallow: Ibis compile time grows with depth
+    window = []
+    if since is not None:
+        window.append(t[spec.time].cast("timestamp") >= since)
+    if until is not None:
+        window.append(t[spec.time].cast("timestamp") < until)
+    if window:
+        t = t.filter(*window)
+    if spec.order_lines and "category" in wanted:
+        t = _split_over_categories(wh, t)
+    t = _join_customers(wh, t, spec, wanted)
+    if spec.sku_key and "category" in wanted:
+        products = wh.table("products")
+        p = products.select(p__sku=products.sku, p__category=products.category)
+        t = t.left_join(p, t[spec.sku_key] == p.p__sku)
+    own = dict(spec.columns)
+    if constraints:
+        t = t.filter(
+            *[
+                _resolve(t, spec, d, own, scope.end).isin(sorted(allowed))
+                for d, allowed in constraints.items()
+            ]
+        )
+    columns = {d: _resolve(t, spec, d, own, scope.end) for d in dims}
+    for d, keep in (relabel or {}).items():
+        if d in columns:
+            columns[d] = ibis.ifelse(columns[d].isin(sorted(keep)), columns[d], OTHER)
+    return t.select(*base, ts=t[spec.time].cast("timestamp"), **columns)
+
+
+def _join_customers(wh: Warehouse, t: Table, spec: Fact, wanted: list[str]) -> Table:
+    """Join the customer columns the wanted dimensions need (unless the fact is customers)."""
+    if spec.table == "customers" or spec.customer_key is None:
+        return t
+    own = dict(spec.columns)
+    columns = {
+        DIMENSIONS[d].column or "birth_date"
+        for d in wanted
+        if d not in own and DIMENSIONS[d].source in ("customer", "age")
+    }
+    if not columns:
+        return t
+    c = wh.table("customers")
+    c = c.select(c__key=c.customer_id, **{f"c__{col}": c[col] for col in sorted(columns)})
+    return t.left_join(c, t[spec.customer_key] == c.c__key)
+
+
+def _resolve(t: Table, spec: Fact, name: str, own: dict[str, str], end: date) -> StringValue:
+    """The expression of dimension ``name`` on the joined rows, NULL replaced by UNKNOWN."""
+    dim = DIMENSIONS[name]
+    prefix = "" if spec.table == "customers" else "c__"
+    if name in own:
+        value = t[own[name]]
+    elif dim.source == "customer":
+        value = t[f"{prefix}{dim.column}"]
+    elif dim.source == "age":
+        return _age_band(t[f"{prefix}birth_date"], end)
+    elif dim.source == "store":
+        value = t[spec.store_key]
+    elif spec.order_lines:  # product: already split over the order's categories
+        return t.category
+    else:
+        value = t[f"p__{dim.column}"]
+    return value.cast("string").fill_null(UNKNOWN)
+
+
+def _age_band(birth: ibis.Value, end: date) -> StringValue:
+    """Age band on ``end``: whole years, one less if the birthday is still to come that year."""
+    later = (birth.month() * 100 + birth.day()) > (end.month * 100 + end.day)
+    age = end.year - birth.year() - later.cast("int64")
+    branches = [(age < upper, age_band_label(lower)) for lower, upper in pairwise(AGE_BANDS)]
+    return ibis.cases((birth.isnull(), UNKNOWN), *branches, else_=age_band_label(AGE_BANDS[-1]))
+
+
+def _split_over_categories(wh: Warehouse, orders: Table) -> Table:
+    """One row per order and category, ``amount`` split pro rata to the category's line amounts.
+
+    Totals are preserved: the shares of an order add up to one (an order whose lines add up to zero
+    is split evenly), and an order without lines keeps its whole amount under UNKNOWN.
+    """
+    lines = wh.table("order_lines")
+    products = wh.table("products")
+    p = products.select(p__sku=products.sku, p__category=products.category)
+    lp = lines.left_join(p, lines.sku == p.p__sku)
+    lp = lp.mutate(cat=lp.p__category.fill_null(UNKNOWN), amt=lp.amount.fill_null(0.0))
+    per = lp.group_by([lp.order_id, lp.cat]).aggregate(cat_amount=lp.amt.sum())
+    tot = per.group_by(per.order_id).aggregate(total=per.cat_amount.sum(), k=per.count())
+    w = per.join(tot, "order_id")
+    w = w.select(
+        l__order=w.order_id,
+        l__category=w.cat,
+        l__weight=ibis.ifelse(w.total != 0, w.cat_amount / w.total, 1.0 / w.k),
+    )
+    t = orders.left_join(w, orders.order_id == w.l__order)
+    return t.mutate(
+        amount=t.amount * t.l__weight.fill_null(1.0), category=t.l__category.fill_null(UNKNOWN)
+    )

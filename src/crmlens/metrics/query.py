@@ -1,0 +1,229 @@
+"""What a metric builder works with: scoped rows placed in periods, grouping and combining.
+
+Every KPI is evaluated over a list of periods at once — the buckets of a time series, or the current,
+previous and last-year ranges of an overview — so one Ibis expression (one query) answers each
+question. A :class:`Window` says which rows count for a period relative to its first and last day:
+a flow KPI (orders, revenue) takes the period itself, a stock KPI (members) everything up to its
+end, "active customers" the 90 days ending on it. Periods may overlap; rows are joined to every
+period whose window contains them, and results are keyed by ``period_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Literal
+
+import ibis
+import pandas as pd
+from ibis.expr.types import Table, Value
+
+from crmlens.metrics.dimensions import OTHER
+from crmlens.metrics.facts import scoped
+from crmlens.metrics.periods import Period
+from crmlens.metrics.scope import NotApplicableError, Scope
+from crmlens.warehouse import Warehouse
+
+Anchor = Literal["start", "end"]
+
+#: Dimensions targets can be set for (``targets.dimension``), besides ``all``.
+TARGET_DIMENSIONS = ("region", "city", "store")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Rows with ``lo <= time < hi`` count for a period; each bound is (anchor day, offset days)
+    taken at midnight, ``None`` for unbounded.
+
+    >>> from datetime import date
+    >>> Window.days_ending(90).bounds(Period("2021-03", date(2021, 3, 1), date(2021, 3, 31)))
+    (datetime.datetime(2021, 1, 1, 0, 0), datetime.datetime(2021, 4, 1, 0, 0))
+    """
+
+    lo: tuple[Anchor, int] | None
+    hi: tuple[Anchor, int] | None
+
+    @staticmethod
+    def days_ending(days: int) -> Window:
+        """The ``days`` days ending on the period's last day."""
+        return Window(("end", 1 - days), ("end", 1))
+
+    @staticmethod
+    def days_before(days: int) -> Window:
+        """The ``days`` days before the period's first day."""
+        return Window(("start", -days), ("start", 0))
+
+    def bounds(self, period: Period) -> tuple[datetime | None, datetime | None]:
+        """The window's timestamps for ``period``."""
+
+        def at(bound: tuple[Anchor, int] | None) -> datetime | None:
+            if bound is None:
+                return None
+            day = period.start if bound[0] == "start" else period.end
+            return datetime.combine(day + timedelta(days=bound[1]), time())
+
+        return at(self.lo), at(self.hi)
+
+
+#: The period itself.
+FLOW = Window(("start", 0), ("end", 1))
+#: Everything up to the period's end (stocks such as members).
+UP_TO_END = Window(None, ("end", 1))
+
+
+class Query:
+    """One evaluation: a scope, its periods and the dimensions to group by, for the builders."""
+
+    def __init__(
+        self,
+        wh: Warehouse,
+        scope: Scope,
+        periods: Sequence[Period],
+        by: Sequence[str] = (),
+        relabel: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
+        self.wh = wh
+        self.scope = scope
+        self.periods = list(periods)
+        self.by = tuple(by)
+        self.relabel = relabel
+
+    @property
+    def keys(self) -> list[str]:
+        """The grouping keys of every builder's result: ``period_id`` then the dimensions."""
+        return ["period_id", *self.by]
+
+    # -- rows -------------------------------------------------------------------------------
+    def rows(self, fact: str, window: Window = FLOW, dims: Sequence[str] | None = None) -> Table:
+        """Scoped rows of ``fact`` joined to each period whose ``window`` contains their time."""
+        bounds = [window.bounds(p) for p in self.periods]
+        lows = [lo for lo, _ in bounds]
+        highs = [hi for _, hi in bounds]
+        t = scoped(
+            self.wh,
+            fact,
+            self.scope,
+            dims=self.by if dims is None else dims,
+            since=None if None in lows else min(lows),  # type: ignore[type-var]
+            until=None if None in highs else max(highs),  # type: ignore[type-var]
+            relabel=self.relabel,
+        )
+        return self.tag(t, "ts", window)
+
+    def history(self, fact: str, dims: Sequence[str] | None = None) -> Table:
+        """Scoped rows of ``fact`` at any time, not placed in periods (for first orders)."""
+        return scoped(
+            self.wh,
+            fact,
+            self.scope,
+            dims=self.by if dims is None else dims,
+            relabel=self.relabel,
+        )
+
+    def tag(self, t: Table, when: str, window: Window = FLOW) -> Table:
+        """``t`` joined to each period whose ``window`` contains its timestamp column ``when``."""
+        # a fresh reference: a projected join chain cannot take further join predicates
+        t = t.view()
+        frame = pd.DataFrame(
+            [(i, *window.bounds(p)) for i, p in enumerate(self.periods)],
+            columns=["period_id", "q__lo", "q__hi"],
+        ).astype({"period_id": "int64", "q__lo": "datetime64[us]", "q__hi": "datetime64[us]"})
+        p = ibis.memtable(frame)
+        predicates = []
+        if window.lo is not None:
+            predicates.append(t[when] >= p.q__lo)
+        if window.hi is not None:
+            predicates.append(t[when] < p.q__hi)
+        # the bound columns stay: dropping them would add a projection for nothing
+        return t.join(p, predicates) if predicates else t.cross_join(p)
+
+    # -- results ----------------------------------------------------------------------------
+    def group(self, t: Table, value: Value) -> Table:
+        """``value`` aggregated per period and dimension values: the shape every builder returns."""
+        return t.group_by(self.keys).aggregate(value=value)
+
+    def combine(self, num: Table, den: Table, how: Callable[[Value, Value], Value]) -> Table:
+        """Two grouped results (each with a ``value``) outer-joined on the keys; a side missing for
+        a key counts as 0, and ``how(num, den)`` gives the value."""
+        right = den.rename({f"r__{k}": k for k in [*self.keys, "value"]})
+        j = num.outer_join(right, [num[k] == right[f"r__{k}"] for k in self.keys])
+        return j.select(
+            *[ibis.coalesce(j[k], j[f"r__{k}"]).name(k) for k in self.keys],
+            value=how(j.value.fill_null(0), j.r__value.fill_null(0)),
+        )
+
+    def ratio(self, num: Table, den: Table, scale: float = 1.0) -> Table:
+        """``num / den`` per key (NULL where the denominator is 0), times ``scale``."""
+        return self.combine(num, den, lambda n, d: n * scale / d.nullif(0))
+
+    # -- targets ----------------------------------------------------------------------------
+    def targets(self, names: Sequence[str], how: Literal["sum", "last", "same"]) -> Table:
+        """Targets of metrics ``names`` per period (and per value of the one target dimension).
+
+        Targets exist for the whole company (``dimension`` all) or per region, city or store, so the
+        scope may constrain, and the query group by, at most one of those. Per period:
+
+        - ``sum`` (flows): the targets whose periods lie inside it and cover every day of it, at
+          the coarsest granularity that does (a quarter's target, else its three months');
+        - ``last`` (stocks): the target whose period ends on the period's last day;
+        - ``same`` (rates, averages): the target whose period is exactly the period.
+
+        Several allowed values of the dimension add up (two cities' member targets).
+        """
+        constraints = self.scope.constraints()
+        dims = set(constraints) | set(self.by)
+        if len(dims) > 1 or dims - set(TARGET_DIMENSIONS):
+            raise NotApplicableError(
+                "targets are set for the whole company or per one of "
+                f"{', '.join(TARGET_DIMENSIONS)}; not for {', '.join(sorted(dims))}"
+            )
+        t = self.wh.table("targets")
+        t = t.filter(t.metric.isin(list(names)) & t.period_start.notnull())
+        if dims:
+            (dim,) = dims
+            t = t.filter(t.dimension == dim)
+            if dim in constraints:
+                t = t.filter(t.dimension_value.isin(sorted(constraints[dim])))
+            if self.relabel and dim in self.relabel:
+                keep = sorted(self.relabel[dim])
+                t = t.mutate(
+                    dimension_value=ibis.ifelse(
+                        t.dimension_value.isin(keep), t.dimension_value, OTHER
+                    )
+                )
+        else:
+            t = t.filter(t.dimension == "all")
+        t = t.mutate(
+            rank=ibis.cases((t.period.length() == 4, 3), (t.period.contains("Q"), 2), else_=1),
+            days=t.period_end.delta(t.period_start, unit="day") + 1,
+        )
+        frame = pd.DataFrame(
+            [(i, p.start, p.end, p.days) for i, p in enumerate(self.periods)],
+            columns=["period_id", "q__start", "q__end", "q__days"],
+        ).astype({"q__start": "datetime64[us]", "q__end": "datetime64[us]"})
+        p = ibis.memtable(frame).mutate(
+            q__start=ibis._.q__start.date(), q__end=ibis._.q__end.date()
+        )
+        if how == "sum":
+            predicates = [t.period_start >= p.q__start, t.period_end <= p.q__end]
+        elif how == "last":
+            predicates = [t.period_end == p.q__end]
+        else:
+            predicates = [t.period_start == p.q__start, t.period_end == p.q__end]
+        j = t.join(p, predicates)
+        j = j.mutate(**{d: j.dimension_value for d in self.by})
+        per_value = j.group_by([*self.keys, "dimension_value", "rank", "q__days"]).aggregate(
+            target=j.target_value.sum(), covered=j.days.sum(), n=j.count()
+        )
+        complete = per_value.covered == per_value.q__days if how == "sum" else per_value.n == 1
+        best = (
+            per_value.filter(complete)
+            .group_by([*self.keys, "dimension_value"])
+            .aggregate(target=ibis._.target.argmax(ibis._.rank))
+        )
+        total = best.group_by(self.keys).aggregate(value=best.target.sum(), n=best.count())
+        if dims and not self.by and dim in constraints:
+            # two cities picked but only one has a target: no target, rather than half of one
+            total = total.filter(total.n == len(constraints[dim]))
+        return total.drop("n")
