@@ -48,4 +48,6 @@ def test_info_lists_every_table(tmp_path: Path) -> None:
     Warehouse(tmp_path / "w.duckdb").close()
     result = runner.invoke(app, ["info", "--warehouse", str(tmp_path / "w.duckdb"), "--json"])
     assert result.exit_code == 0, result.output
-    assert f'"schema_version": {SCHEMA_VERSION}' in result.output and '"app_events"' in result.output
+    assert (
+        f'"schema_version": {SCHEMA_VERSION}' in result.output and '"app_events"' in result.output
+    )

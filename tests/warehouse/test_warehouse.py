@@ -60,8 +60,9 @@ def test_failed_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
         c.execute("DROP TABLE channels")
         c.execute("SELECT * FROM no_such_table")
 
-    with pytest.raises(WarehouseError, match=r"migration 2 \(breaks\) failed"):
-        migrate(con, (*MIGRATIONS, Migration(2, "breaks", breaks)), target=2)
+    nxt = SCHEMA_VERSION + 1
+    with pytest.raises(WarehouseError, match=rf"migration {nxt} \(breaks\) failed"):
+        migrate(con, (*MIGRATIONS, Migration(nxt, "breaks", breaks)), target=nxt)
     assert con.execute("SELECT channel_id FROM channels").fetchall() == [("C1",)]
     assert con.execute("SELECT value FROM _crmlens_meta").fetchall() == [(str(SCHEMA_VERSION),)]
 
@@ -115,3 +116,15 @@ def test_default_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monke
     with Warehouse() as wh:
         assert wh.path == tmp_path / "env.duckdb"
     assert (tmp_path / "env.duckdb").exists()
+
+
+def test_read_only_open_of_an_older_version_says_how_to_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE _crmlens_meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(WarehouseError, match="schema version 1 is older.*crmlens load"):
+        Warehouse(path, read_only=True)
+    with Warehouse(path) as wh:  # a read-write open migrates it
+        assert wh.schema_version() == SCHEMA_VERSION

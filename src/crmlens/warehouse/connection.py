@@ -7,7 +7,7 @@ through :meth:`Warehouse.transaction`, so a load either commits whole or leaves 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,10 @@ import pyarrow as pa
 from ibis.expr.types import Expr
 from ibis.expr.types import Table as IbisTable
 
-from crmlens.errors import WarehouseError
-from crmlens.schema import TABLES
+from crmlens.errors import ConfigError, SchemaError, WarehouseError
+from crmlens.schema import SCHEMA_VERSION, TABLES, Table
 from crmlens.schema import table as schema_table
-from crmlens.warehouse.migrations import migrate, stored_version
+from crmlens.warehouse.migrations import migrate, quote, stored_version
 
 #: Where the warehouse lives unless told otherwise (``--warehouse`` or ``CRMLENS_WAREHOUSE``).
 DEFAULT_PATH = Path("crmlens.duckdb")
@@ -55,8 +55,16 @@ class Warehouse:
             raise WarehouseError(f"{self.path}: cannot open the warehouse: {exc}") from exc
         if not read_only:
             migrate(self.raw)
-        elif stored_version(self.raw) == 0:
-            raise WarehouseError(f"{self.path}: not a crmlens warehouse")
+        else:
+            version = stored_version(self.raw)
+            if version == 0:
+                raise WarehouseError(f"{self.path}: not a crmlens warehouse")
+            if version < SCHEMA_VERSION:
+                # read-only cannot migrate; any write command (load, build) migrates it first
+                raise WarehouseError(
+                    f"{self.path}: schema version {version} is older than this crmlens "
+                    f"({SCHEMA_VERSION}); run `crmlens load` or `crmlens build` once to upgrade it"
+                )
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -138,3 +146,112 @@ class Warehouse:
                 | {k: (None if pd.isna(v) else v) for k, v in values.items()}
             )
         return out
+
+    # -- replacing derived tables -----------------------------------------------------------
+    def replace_table(self, name: str, data: pd.DataFrame) -> int:
+        """Replace every row of the canonical table ``name`` with ``data``; return the rows written.
+
+        For tables computed from the others (the model outputs): the delete and the insert run in
+        one transaction, so a reader sees the old rows or the new ones, never a mix or nothing.
+        ``data`` must hold exactly the declared columns (any order) with values of their types,
+        required columns filled and the primary key unique; otherwise :class:`SchemaError` says
+        which column is wrong, before anything is written.
+        """
+        return self.replace_tables({name: data})[name]
+
+    def replace_tables(self, tables: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+        """:meth:`replace_table` for several tables in one transaction: all are replaced or none.
+
+        Every frame is checked before the first write. Call it outside :meth:`transaction`:
+        DuckDB does not nest transactions.
+        """
+        checked = {name: _checked_frame(schema_table(name), data) for name, data in tables.items()}
+        try:
+            with self.transaction() as con:
+                for name, frame in checked.items():
+                    columns = ", ".join(quote(c) for c in frame.columns)
+                    view = f"_crmlens_replace_{name}"
+                    con.register(view, frame)
+                    try:
+                        con.execute(f"DELETE FROM {quote(name)}")
+                        con.execute(
+                            f"INSERT INTO {quote(name)} ({columns}) "
+                            f"SELECT {columns} FROM {quote(view)}"
+                        )
+                    except duckdb.Error as exc:
+                        raise WarehouseError(f"{name}: cannot write the new rows: {exc}") from exc
+                    finally:
+                        con.unregister(view)
+        except duckdb.TransactionException as exc:
+            raise WarehouseError(
+                f"cannot replace {', '.join(checked)}: {exc}; call replace_tables outside "
+                "Warehouse.transaction() and pass every table to it at once"
+            ) from exc
+        return {name: len(frame) for name, frame in checked.items()}
+
+
+# pandas' inferred kind of values (pd.api.types.infer_dtype) that each logical type accepts
+_ACCEPTED_VALUES: dict[str, frozenset[str]] = {
+    "string": frozenset({"string", "empty"}),
+    "int": frozenset({"integer", "empty"}),
+    "float": frozenset({"integer", "floating", "mixed-integer-float", "decimal", "empty"}),
+    "money": frozenset({"integer", "floating", "mixed-integer-float", "decimal", "empty"}),
+    "bool": frozenset({"boolean", "empty"}),
+    "date": frozenset({"date", "datetime64", "datetime", "empty"}),
+    "timestamp": frozenset({"datetime64", "datetime", "date", "empty"}),
+}
+
+
+def _checked_frame(tbl: Table, data: pd.DataFrame) -> pd.DataFrame:
+    """``data`` with the declared columns in declared order, or SchemaError naming the problem.
+
+    DuckDB would cast many wrong values silently on insert (1.5 into BIGINT becomes 2, a number
+    into VARCHAR its text), so the values are checked here against the declared types.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise ConfigError(f"{tbl.name}: expected a pandas DataFrame; got {type(data).__name__}")
+    names = [str(c) for c in data.columns]
+    if len(set(names)) != len(names):
+        raise SchemaError(f"{tbl.name}: the data has a column twice: {names}")
+    missing = [c for c in tbl.column_names if c not in names]
+    unexpected = [c for c in names if c not in tbl.column_names]
+    if missing or unexpected:
+        raise SchemaError(
+            f"{tbl.name}: the data's columns do not match the declaration; missing {missing}, "
+            f"not declared {unexpected} (declared: {', '.join(tbl.column_names)})"
+        )
+    frame = data.reset_index(drop=True)[list(tbl.column_names)].copy()
+    for col in tbl.columns:
+        values = frame[col.name]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(object)
+        if values.isna().all():  # an all-missing column (e.g. NaN floats) fits any type
+            values = pd.Series([None] * len(values), index=values.index, dtype=object)
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        whole = kind == "floating" and bool((values.dropna() % 1 == 0).all())
+        if col.type == "int" and whole:
+            values = values.astype("Int64")  # whole numbers that a join with gaps made float
+        elif kind not in _ACCEPTED_VALUES[col.type]:
+            example = values.dropna().iloc[0]
+            shown = repr(example) if isinstance(example, str) else str(example)
+            raise SchemaError(
+                f"{tbl.name}.{col.name} is declared {col.type} but holds {kind} values, "
+                f"e.g. {shown}"
+            )
+        if col.type == "bool":
+            values = values.astype("boolean")  # object True/False/NaN would reach DuckDB as mixed
+        elif values.dtype == object:
+            values = values.where(values.notna(), None)  # NaN in text columns is a missing value
+        nulls = int(values.isna().sum())
+        if nulls and not col.nullable:
+            raise SchemaError(f"{tbl.name}.{col.name} is required but {nulls} row(s) are empty")
+        frame[col.name] = values
+    if tbl.primary_key and len(frame):
+        repeated = frame.duplicated(list(tbl.primary_key), keep=False)
+        if repeated.any():
+            example = frame.loc[repeated, list(tbl.primary_key)].iloc[0].tolist()
+            raise SchemaError(
+                f"{tbl.name}: {int(repeated.sum())} rows share a key "
+                f"({', '.join(tbl.primary_key)}), e.g. {example}"
+            )
+    return frame

@@ -87,7 +87,10 @@ def sync_tables(con: duckdb.DuckDBPyConnection) -> None:
                 )
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create the canonical tables", sync_tables),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create the canonical tables", sync_tables),
+    Migration(2, "model output tables", sync_tables),
+)
 
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int:
