@@ -13,6 +13,7 @@ from rich.table import Table
 
 from crmlens import __version__
 from crmlens.cli.kpi import kpi
+from crmlens.cli.models_cmd import build, churn, clv, segment
 from crmlens.cli.progress import progress_bars
 from crmlens.cli.report import report
 from crmlens.errors import CrmlensError
@@ -215,6 +216,10 @@ def docs(
 
 app.command()(kpi)
 app.command()(report)
+app.command()(build)
+app.command()(segment)
+app.command()(clv)
+app.command()(churn)
 
 
 def main() -> None:
