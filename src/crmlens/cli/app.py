@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from crmlens import __version__
 from crmlens.cli.kpi import kpi
 from crmlens.cli.models_cmd import build, churn, clv, segment
-from crmlens.cli.progress import progress_bars
+from crmlens.cli.progress import make_console, progress_bars
 from crmlens.cli.report import report
 from crmlens.errors import CrmlensError
 
@@ -25,8 +24,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 WarehouseOption = Annotated[
     Path | None,
@@ -161,9 +160,10 @@ def demo(
     warehouse: WarehouseOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Generate the demo company, load it and print a KPI summary."""
+    """Generate the demo company, load it, build the customer models and print a KPI summary."""
     _generate(customers, seed, out, quiet)
     _load(out, warehouse, quiet)
+    build(as_of=None, warehouse=warehouse, quiet=quiet)
     _print_kpis(_summary(warehouse))
 
 

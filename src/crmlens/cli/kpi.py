@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from crmlens.cli.progress import make_console
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from crmlens.metrics import Scope
     from crmlens.warehouse import Warehouse
 
-console = Console()
+console = make_console()
 
 
 def kpi(

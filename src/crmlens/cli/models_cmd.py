@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from crmlens.cli.progress import progress_bars
+from crmlens.cli.progress import make_console, progress_bars
 from crmlens.errors import ConfigError, ModelError, WarehouseError
 
 if TYPE_CHECKING:
     from crmlens.models.build import BuildReport
     from crmlens.warehouse import Warehouse
 
-console = Console()
+console = make_console()
 
 WarehouseOption = Annotated[
     Path | None,
@@ -209,9 +208,9 @@ def segment(
         "CLV",
         "流失风险",
     ):
-        table.add_column(name, justify="left" if name in ("分群", "Segment") else "right")
-    if scheme != "lifecycle":
-        table.add_column("建议策略 / Action")
+        # names never wrap or truncate: the action text takes what width is left
+        label = name in ("分群", "Segment")
+        table.add_column(name, justify="left" if label else "right", no_wrap=label)
     for r in frame.to_dict(orient="records"):
         cells = [
             r["name_zh"],
@@ -225,10 +224,18 @@ def segment(
             _money(r["mean_clv_12m"]),
             _pct(r["mean_churn_risk"]),
         ]
-        if scheme != "lifecycle":
-            cells.append(f"{r['action_zh']}\n{r['action_en']}")
         table.add_row(*cells)
     console.print(table)
+    if scheme == "lifecycle":
+        return
+    # actions are sentences: their own table, so the numbers above stay on one line each
+    actions = Table(title="建议策略 / Actions", title_justify="left", show_lines=True)
+    actions.add_column("分群", no_wrap=True)
+    actions.add_column("策略")
+    actions.add_column("Action")
+    for r in frame.to_dict(orient="records"):
+        actions.add_row(r["name_zh"], r["action_zh"], r["action_en"])
+    console.print(actions)
 
 
 def clv(top: TopOption = 20, warehouse: WarehouseOption = None) -> None:

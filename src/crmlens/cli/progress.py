@@ -16,6 +16,14 @@ from rich.progress import (
 )
 
 
+def make_console(*, stderr: bool = False) -> Console:
+    """A console; when output is not a terminal (CI logs, pipes), wide enough for our tables."""
+    console = Console(stderr=stderr, soft_wrap=stderr)
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
+    return console
+
+
 class ProgressBars:
     """One bar per step name, created the first time the step reports."""
 

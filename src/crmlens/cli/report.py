@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console()
+from crmlens.cli.progress import make_console
+
+console = make_console()
 
 #: Output formats and the file suffix each writes.
 FORMATS = {"xlsx": ".xlsx", "html": ".html"}
