@@ -25,7 +25,8 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test system-test-deps
 
 # Debian packages the tests need, installed with apt-get when running as root (CI, fresh machines).
-TEST_APT_PACKAGES ?=
+# Java for the Spark parity tests (PySpark 4 needs Java 17+)
+TEST_APT_PACKAGES ?= openjdk-17-jre-headless
 system-test-deps:
 	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -124,7 +124,7 @@ def test_read_only_open_of_an_older_version_says_how_to_upgrade(tmp_path: Path) 
     con = duckdb.connect(str(path))
     con.execute("UPDATE _crmlens_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
-    with pytest.raises(WarehouseError, match="schema version 1 is older.*crmlens load"):
+    with pytest.raises(WarehouseError, match=r"schema version 1 is older.*crmlens load"):
         Warehouse(path, read_only=True)
     with Warehouse(path) as wh:  # a read-write open migrates it
         assert wh.schema_version() == SCHEMA_VERSION

@@ -1,0 +1,234 @@
+"""The same metrics on Spark and on DuckDB give the same numbers.
+
+The demo company (3,000 customers, seed 42) is generated, loaded into DuckDB by the real loader and
+copied into a local Spark session (local[2], no UI, bound to 127.0.0.1). Every KPI of the registry
+(a year by month, with 环比/同比 and targets), the seed-002 overview, breakdowns with filters and
+top-N, a monthly cohort table and the lifecycle statuses are computed through both engines and must
+agree: counts exactly, money and ratios to 1e-9 relative (the engines add floats in different
+orders). One Spark session serves the module. Skipped only when no Java runtime is installed.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import math
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from crmlens.errors import ConfigError, WarehouseError
+from crmlens.metrics import (
+    REGISTRY,
+    SEED_OVERVIEW,
+    Scope,
+    breakdown,
+    cohort_table,
+    lifecycle,
+    member_trend,
+    overview,
+    segment_table,
+    timeseries,
+)
+from crmlens.metrics.facts import FACTS
+from crmlens.warehouse import Warehouse
+from crmlens.warehouse.engines import IbisWarehouse, SparkWarehouse, copy_to_spark
+
+pytestmark = [
+    pytest.mark.slow,
+    # PySpark 4.0's own toPandas() on pandas 3: a deprecation inside PySpark, not in our code
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+
+YEAR = Scope(date(2021, 1, 1), date(2021, 12, 31), "month")
+REL = 1e-9
+# float sums that cancel to zero on one engine may leave ~1e-12 on the other
+ABS = 1e-9
+#: What the metrics read: the facts' tables, and products, order lines and targets they join.
+TABLES = sorted({f.table for f in FACTS.values()} | {"products", "order_lines", "targets"})
+
+
+def java_available() -> bool:
+    """Whether PySpark can start a JVM: ``$JAVA_HOME/bin/java`` or ``java`` on the PATH."""
+    home = os.environ.get("JAVA_HOME")
+    return bool(home and (Path(home) / "bin" / "java").exists()) or shutil.which("java") is not None
+
+
+@dataclass
+class Engines:
+    duck: Warehouse
+    spark: SparkWarehouse
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
+    if not java_available():
+        pytest.skip(
+            "no Java runtime (Spark needs Java 17+): apt-get install openjdk-17-jre-headless"
+        )
+    from crmlens.demo import DemoConfig, generate
+    from crmlens.ingest import load_demo_export
+    from crmlens.warehouse.engines import local_spark_session
+
+    tmp = tmp_path_factory.mktemp("spark_parity")
+    generate(DemoConfig(customers=3000, seed=42, out_dir=tmp / "export"))
+    duck = Warehouse(tmp / "w.duckdb")
+    load_demo_export(duck, tmp / "export")
+    session = local_spark_session(
+        cores=2, driver_memory="1g", shuffle_partitions=2, warehouse_dir=tmp / "spark-warehouse"
+    )
+    try:
+        yield Engines(duck, copy_to_spark(duck, session, TABLES))
+    finally:
+        session.stop()
+        duck.close()
+
+
+# -- comparing ------------------------------------------------------------------------------
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def assert_same(
+    duck: pd.DataFrame,
+    spark: pd.DataFrame,
+    *,
+    keys: Iterable[str],
+    exact: Iterable[str] = (),
+    what: str = "",
+) -> None:
+    """Same columns and rows (matched on ``keys``); numbers in ``exact`` equal, other numbers equal
+    to :data:`REL` relative, everything else equal; missing only where missing on both."""
+    keys, exact = list(keys), set(exact)
+    assert list(duck.columns) == list(spark.columns), what
+    assert len(duck) == len(spark), f"{what}: {len(duck)} rows on DuckDB, {len(spark)} on Spark"
+    assert len(duck) > 0, f"{what}: nothing to compare"
+    duck = duck.sort_values(keys, ignore_index=True)
+    spark = spark.sort_values(keys, ignore_index=True)
+    for column in duck.columns:
+        for i, (d, s) in enumerate(zip(duck[column], spark[column], strict=True)):
+            where = f"{what} {column} at {duck.loc[i, keys].to_dict()}: DuckDB {d!r}, Spark {s!r}"
+            if _missing(d) or _missing(s):
+                assert _missing(d) and _missing(s), where
+            elif _number(d) and _number(s):
+                if column in exact:
+                    assert d == s, where
+                else:
+                    assert math.isclose(d, s, rel_tol=REL, abs_tol=ABS), where
+            else:
+                assert d == s, where
+
+
+def both(engines: Engines, fn: Any, *args: Any, **kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``fn(wh, *args, **kwargs)`` on DuckDB and on Spark."""
+    return fn(engines.duck, *args, **kwargs), fn(engines.spark, *args, **kwargs)
+
+
+# -- the engine adapter, without Spark -------------------------------------------------------
+def test_engines_doctests() -> None:
+    result = doctest.testmod(importlib.import_module("crmlens.warehouse.engines"))
+    assert result.attempted and not result.failed
+
+
+def test_ibis_warehouse_names_what_is_missing() -> None:
+    import ibis
+
+    wh = IbisWarehouse(ibis.duckdb.connect())
+    with pytest.raises(WarehouseError, match="canonical table 'orders' not found"):
+        wh.table("orders")
+    with pytest.raises(ConfigError, match="unknown table"):
+        wh.table("no_such_table")
+    assert wh.tables() == []
+
+
+# -- the copy -------------------------------------------------------------------------------
+def test_copy_keeps_rows_and_times(engines: Engines) -> None:
+    """Row counts and the range of every time column: a time-zone shift in the copy would move
+    the earliest and latest timestamps."""
+    duck = [d for d in engines.duck.describe() if d["table"] in TABLES]
+    spark = engines.spark.describe()
+    assert [d["table"] for d in spark] == [d["table"] for d in duck]
+    for d, s in zip(duck, spark, strict=True):
+        assert d["rows"] == s["rows"], d["table"]
+        for bound in ("min", "max"):
+            if d.get(bound) is not None:
+                assert pd.Timestamp(d[bound]) == pd.Timestamp(s[bound]), (d["table"], bound)
+    assert engines.spark.row_count("orders") > 5000
+
+
+# -- the KPI suite --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_kpi_by_month(engines: Engines, name: str) -> None:
+    m = REGISTRY[name]
+    duck, spark = both(
+        engines, timeseries, [name], YEAR, compare=True, targets=bool(m.target_names)
+    )
+    counts = ("value", "previous", "last_year") if m.unit == "count" and m.additive else ()
+    assert_same(duck, spark, keys=["period"], exact=counts, what=name)
+    assert duck["value"].notna().any(), f"{name}: no value in any month, the check proves nothing"
+
+
+def test_seed_overview(engines: Engines) -> None:
+    duck, spark = both(engines, overview, SEED_OVERVIEW, Scope.parse("2021-11"))
+    assert_same(duck, spark, keys=["metric"], what="overview")
+    assert duck["value"].notna().all()
+
+
+def test_segment_table(engines: Engines) -> None:
+    """Seed 002's region × customer type table: buying customers, 客单价, repurchase, CSAT."""
+    duck, spark = both(engines, segment_table, Scope.parse("2021-11"))
+    assert_same(duck, spark, keys=["region", "customer_type"], exact=["customers"], what="segment")
+
+
+def test_filtered_breakdown_with_top(engines: Engines) -> None:
+    """Three dimensions (customers' attributes), a filter through the order lines' categories
+    and top-N folding into 其他."""
+    scope = Scope.parse("2021-Q3").narrow(order_channel=["POS", "app"])
+    dims = ["city", "customer_type", "tier"]
+    duck, spark = both(engines, breakdown, ["revenue", "customers", "aov"], scope, dims, top=5)
+    assert_same(duck, spark, keys=dims, exact=["customers"], what="breakdown")
+    assert "其他" in set(duck["city"])
+    by_category = Scope.parse("2021-Q4").narrow(category=["饼干", "豆制品"])
+    duck, spark = both(engines, breakdown, ["revenue", "orders"], by_category, ["age_band"])
+    assert_same(duck, spark, keys=["age_band"], exact=["orders"], what="category breakdown")
+
+
+# -- cohorts and lifecycle ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"mode": "on_or_after"},
+        {"measure": "revenue"},
+        {"cohort_by": "signup"},
+    ],
+    ids=["first_order", "on_or_after", "revenue", "signup"],
+)
+def test_monthly_cohort_table(engines: Engines, options: dict[str, str]) -> None:
+    duck, spark = both(engines, cohort_table, YEAR, **options)
+    exact = ["cohort_size"] if options.get("measure") == "revenue" else ["cohort_size", "value"]
+    assert_same(duck, spark, keys=["cohort", "period_index"], exact=exact, what=str(options))
+    assert (duck["cohort_size"] > 0).all()
+
+
+def test_lifecycle(engines: Engines) -> None:
+    duck, spark = both(engines, lifecycle, YEAR)
+    assert_same(duck, spark, keys=["period", "status"], exact=["customers"], what="lifecycle")
+    assert (duck["customers"] != 0).any()
+
+
+def test_member_trend(engines: Engines) -> None:
+    duck, spark = both(engines, member_trend, YEAR)
+    counts = ["new_members", "loyal_members", "churned_members", "members"]
+    assert_same(duck, spark, keys=["period"], exact=counts, what="member trend")
