@@ -48,8 +48,13 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install
+# generation + load first (it caches the export the others reuse), then each layer's own bench
+bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run.py --customers $(BENCH_CUSTOMERS)
+	$(BIN)/python bench/bench_metrics.py --customers $(BENCH_CUSTOMERS)
+	$(BIN)/python bench/bench_rfm.py --customers $(BENCH_CUSTOMERS)
+	$(BIN)/python bench/bench_clv.py --customers $(BENCH_CUSTOMERS)
+	$(BIN)/python bench/bench_build.py --customers $(BENCH_CUSTOMERS)
 
 docs: install
 	$(BIN)/crmlens docs

@@ -13,6 +13,7 @@ from rich.table import Table
 from crmlens import __version__
 from crmlens.cli.kpi import kpi
 from crmlens.cli.models_cmd import build, churn, clv, segment
+from crmlens.cli.options import QuietOption, WarehouseOption
 from crmlens.cli.progress import make_console, progress_bars
 from crmlens.cli.report import report
 from crmlens.errors import CrmlensError
@@ -26,17 +27,6 @@ app = typer.Typer(
 )
 console = make_console()
 err_console = make_console(stderr=True)
-
-WarehouseOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--warehouse",
-        "-w",
-        help="Warehouse file (default: $CRMLENS_WAREHOUSE or ./crmlens.duckdb).",
-        show_default=False,
-    ),
-]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
 class _State:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+from crmlens.cli.options import WarehouseOption
 from crmlens.cli.progress import make_console
 
 if TYPE_CHECKING:
@@ -66,15 +66,7 @@ def kpi(
         typer.Option(help="Whole range by --by, top N of the first dimension plus 其他."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    warehouse: Annotated[
-        Path | None,
-        typer.Option(
-            "--warehouse",
-            "-w",
-            help="Warehouse file (default: $CRMLENS_WAREHOUSE or ./crmlens.duckdb).",
-            show_default=False,
-        ),
-    ] = None,
+    warehouse: WarehouseOption = None,
 ) -> None:
     """KPIs per period (or --overview, or --top breakdown), filtered by dimension."""
     from crmlens.metrics import breakdown, timeseries

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from crmlens.cli.options import QuietOption, WarehouseOption
 from crmlens.cli.progress import make_console, progress_bars
 from crmlens.errors import ConfigError, ModelError, WarehouseError
 
@@ -26,15 +27,6 @@ if TYPE_CHECKING:
 
 console = make_console()
 
-WarehouseOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--warehouse",
-        "-w",
-        help="Warehouse file (default: $CRMLENS_WAREHOUSE or ./crmlens.duckdb).",
-        show_default=False,
-    ),
-]
 TopOption = Annotated[int, typer.Option(min=1, help="How many customers to list.")]
 SCHEMES = ("cn8", "en11", "lifecycle")
 WARNINGS = {
@@ -136,7 +128,7 @@ def build(
         ),
     ] = None,
     warehouse: WarehouseOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Build every customer model (RFM, clusters, lifecycle, CLV, churn, personas) as of a date."""
     from crmlens.models.build import build as build_models

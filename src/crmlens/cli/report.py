@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from crmlens.cli.options import WarehouseOption
 from crmlens.cli.progress import make_console
 
 console = make_console()
@@ -53,15 +54,7 @@ def report(
     ] = None,
     reviewer: Annotated[str | None, typer.Option(help="审核人 shown in the header.")] = None,
     lang: Annotated[str, typer.Option(help="Language of the report: zh or en.")] = "zh",
-    warehouse: Annotated[
-        Path | None,
-        typer.Option(
-            "--warehouse",
-            "-w",
-            help="Warehouse file (default: $CRMLENS_WAREHOUSE or ./crmlens.duckdb).",
-            show_default=False,
-        ),
-    ] = None,
+    warehouse: WarehouseOption = None,
 ) -> None:
     """Write the weekly or monthly report: KPI overview (环比/同比/target), anomalies with probable
     causes, region × customer type table and trend. Aggregates only, no personal data."""

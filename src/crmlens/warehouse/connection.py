@@ -10,18 +10,15 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import ibis
 import pandas as pd
-import pyarrow as pa
-from ibis.expr.types import Expr
-from ibis.expr.types import Table as IbisTable
 
 from crmlens.errors import ConfigError, SchemaError, WarehouseError
-from crmlens.schema import SCHEMA_VERSION, TABLES, Table
+from crmlens.schema import SCHEMA_VERSION, Table
 from crmlens.schema import table as schema_table
+from crmlens.warehouse.engines import IbisWarehouse
 from crmlens.warehouse.migrations import migrate, quote, stored_version
 
 #: Where the warehouse lives unless told otherwise (``--warehouse`` or ``CRMLENS_WAREHOUSE``).
@@ -33,7 +30,7 @@ def default_path() -> Path:
     return Path(os.environ.get("CRMLENS_WAREHOUSE", DEFAULT_PATH))
 
 
-class Warehouse:
+class Warehouse(IbisWarehouse):
     """A DuckDB file opened through Ibis, migrated to the current schema on open.
 
     >>> import tempfile, pathlib
@@ -50,9 +47,10 @@ class Warehouse:
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._ibis = ibis.duckdb.connect(str(self.path), read_only=read_only)
+            backend = ibis.duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise WarehouseError(f"{self.path}: cannot open the warehouse: {exc}") from exc
+        super().__init__(backend, owns_backend=True)
         if not read_only:
             migrate(self.raw)
         else:
@@ -71,38 +69,6 @@ class Warehouse:
     def raw(self) -> duckdb.DuckDBPyConnection:
         """The DuckDB connection, for the loaders' bulk SQL (never for metrics or models)."""
         return self._ibis.con
-
-    @property
-    def backend(self) -> Any:
-        """The Ibis backend."""
-        return self._ibis
-
-    def close(self) -> None:
-        self._ibis.disconnect()
-
-    def __enter__(self) -> Warehouse:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    # -- reading ----------------------------------------------------------------------------
-    def table(self, name: str) -> IbisTable:
-        """The Ibis table expression of a canonical table."""
-        schema_table(name)  # a clear error for an unknown name
-        return self._ibis.table(name)
-
-    def execute(self, expr: Expr) -> pd.DataFrame | pd.Series | Any:
-        """Run an Ibis expression and return pandas (a DataFrame, Series or scalar)."""
-        return self._ibis.execute(expr)
-
-    def to_arrow(self, expr: Expr) -> pa.Table:
-        """Run an Ibis table expression and return Arrow."""
-        return self._ibis.to_pyarrow(expr)
-
-    def row_count(self, name: str) -> int:
-        """Rows in a canonical table."""
-        return int(self.execute(self.table(name).count()))
 
     # -- writing ----------------------------------------------------------------------------
     @contextmanager
@@ -131,21 +97,6 @@ class Warehouse:
     def schema_version(self) -> int:
         """The schema version recorded in the file."""
         return stored_version(self.raw)
-
-    def describe(self) -> list[dict[str, Any]]:
-        """Per canonical table: kind, rows, and the earliest and latest value of its time column."""
-        out = []
-        for tbl in TABLES.values():
-            expr = self._ibis.table(tbl.name)
-            aggs = {"rows": expr.count()}
-            if tbl.time_column:
-                aggs |= {"min": expr[tbl.time_column].min(), "max": expr[tbl.time_column].max()}
-            values = self.execute(expr.aggregate(**aggs)).iloc[0].to_dict()
-            out.append(
-                {"table": tbl.name, "kind": tbl.kind, "time_column": tbl.time_column}
-                | {k: (None if pd.isna(v) else v) for k, v in values.items()}
-            )
-        return out
 
     # -- replacing derived tables -----------------------------------------------------------
     def replace_table(self, name: str, data: pd.DataFrame) -> int:
