@@ -10,6 +10,7 @@
 Entry points, each taking one :class:`Scope` (days, grain, filters, row limits):
 
 - :func:`value` — one KPI over the whole range;
+- :func:`compute` / :func:`compute_many` — KPIs over given periods, as few queries as possible;
 - :func:`timeseries` — KPIs per period, optionally with 环比/同比 and targets;
 - :func:`overview` — the KPI overview: value, 环比, 同比, target, met (M1);
 - :func:`breakdown` / :func:`segment_table` — by up to 3 dimensions, shares, top-N + 其他 (M3);
@@ -22,7 +23,7 @@ Entry points, each taking one :class:`Scope` (days, grain, filters, row limits):
 from crmlens.metrics.breakdown import SEGMENT_METRICS, breakdown, segment_table
 from crmlens.metrics.cohorts import cohort_table, triangle
 from crmlens.metrics.dimensions import DIMENSIONS, OTHER, UNKNOWN, Dimension, dimension
-from crmlens.metrics.evaluate import change, compute, timeseries, value
+from crmlens.metrics.evaluate import change, compute, compute_many, timeseries, value
 from crmlens.metrics.lifecycle import STATUSES, lifecycle, loyal_members, member_trend
 from crmlens.metrics.metric import Format, Metric
 from crmlens.metrics.overview import SEED_OVERVIEW, overview
@@ -58,6 +59,7 @@ __all__ = [
     "change",
     "cohort_table",
     "compute",
+    "compute_many",
     "dimension",
     "lifecycle",
     "loyal_members",

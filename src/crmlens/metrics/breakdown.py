@@ -17,9 +17,11 @@ from crmlens.metrics.evaluate import (
     MetricRef,
     check_applicable,
     compute,
+    compute_many,
     whole,
     with_nulls,
 )
+from crmlens.metrics.measures import adds_up
 from crmlens.metrics.registry import metrics as lookup_all
 from crmlens.metrics.scope import Scope
 from crmlens.warehouse import Warehouse
@@ -69,14 +71,20 @@ def breakdown(
         if len(ranked) > top:
             relabel = {by[0]: frozenset(ranked[by[0]].head(top))}
     frame = pd.DataFrame(columns=list(by))
+    computed = compute_many(wh, chosen, scope, period, by, relabel)
     for m in chosen:
-        got = compute(wh, m, scope, period, by, relabel).drop(columns="period_id")
+        got = computed[m.name].drop(columns="period_id")
         frame = frame.merge(got.rename(columns={"value": m.name}), on=list(by), how="outer")
+    # a share is of the scope's total: the sum of the groups where they add up, else one more
+    # query (per fact), e.g. for buying customers by store (who may buy in several)
+    additive = [m for m in chosen if m.additive]
+    queried = [m for m in additive if not adds_up(m.builder, scope, by)]
+    totals = {n: f["value"].iloc[0] for n, f in compute_many(wh, queried, scope, period).items()}
     for m in chosen:
         column = frame[m.name].astype(float)
         if m.additive:
             column = column.fillna(m.empty_value or 0.0)
-            total = compute(wh, m, scope, period)["value"].iloc[0]
+            total = totals[m.name] if m.name in totals else column.sum()
             frame[f"{m.name}_share"] = column / total if total else float("nan")
         frame[m.name] = column
     folded = frame[by[0]] == OTHER if relabel else pd.Series(False, index=frame.index)

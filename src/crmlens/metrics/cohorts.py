@@ -214,14 +214,20 @@ def _grouped(t: Table, value: ibis.Value) -> Table:
     return t.group_by(c__cohort=t.cohort_id, c__index=t.k).aggregate(value=value)
 
 
+def _purchases(q: Query) -> Table:
+    """``period_id`` and ``customer_id`` of every completed order (activity, not yet distinct)."""
+    return buyers(q.rows("orders", dims=())).select("period_id", "customer_id")
+
+
 def _active_on(q: Query, members: Table, periods: int) -> Table:
-    t = _later(members, active(q), periods)
-    # active() is distinct per customer and period, so rows are customers
-    return _grouped(t, t.count())
+    # the orders are joined to the cohorts before customers are made distinct, not after as
+    # active() would: the cohorts' customers hold a fraction of the orders, so fewer rows to hash
+    t = _later(members, _purchases(q), periods)
+    return _grouped(t, t.m__customer.nunique())
 
 
 def _active_on_or_after(q: Query, members: Table, periods: int) -> Table:
-    t = _later(members, active(q), None)
+    t = _later(members, _purchases(q), None)
     # a customer counts for every index up to the last period they were active in
     last = t.group_by("cohort_id", "m__customer").aggregate(last_k=t.k.max())
     ks = ibis.memtable(pd.DataFrame({"k": range(periods + 1)}))

@@ -4,17 +4,25 @@ All results are pandas DataFrames in long form (one row per metric, period and d
 so reports, charts and the API can pivot them as they like. Values are floats, ``None`` where a
 KPI is undefined (a rate without a denominator); counts and totals are 0 in a period without rows
 (see :attr:`crmlens.metrics.metric.Metric.empty_value`).
+
+The KPIs of one request (an overview, a breakdown, a time series) are evaluated together by
+:func:`compute_many`: the measures that read the same fact over the same window are one aggregate (the fact's rows are
+scanned and joined once, see :mod:`crmlens.metrics.measures`) and the other KPIs one ``UNION ALL``,
+since for small queries Ibis's compile and the round trip cost more than DuckDB's work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import TypeVar
+from typing import TypeVar, cast
 
+import ibis
 import pandas as pd
+from ibis.expr.types import Table
 
 from crmlens.errors import ConfigError
+from crmlens.metrics.measures import Fused, Measure, fusable, fused
 from crmlens.metrics.metric import Metric
 from crmlens.metrics.periods import (
     Grain,
@@ -64,11 +72,77 @@ def compute(
     Periods without rows are filled with the metric's empty value when ``by`` is empty; with
     dimensions, combinations without rows are simply absent.
     """
-    check_applicable(m, scope, by)
-    frame = wh.execute(m.builder(Query(wh, scope, periods, by, relabel)))
+    return compute_many(wh, [m], scope, periods, by, relabel)[m.name]
+
+
+def compute_many(
+    wh: Warehouse,
+    metrics: Sequence[Metric],
+    scope: Scope,
+    periods: Sequence[Period],
+    by: Sequence[str] = (),
+    relabel: Mapping[str, frozenset[str]] | None = None,
+    *,
+    errors: dict[str, NotApplicableError] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """:func:`compute` for several metrics, by name, in as few queries as possible: the measures
+    among them (:class:`~crmlens.metrics.measures.Measure`) that read the same fact over the same
+    window are one query, so their rows are scanned and joined once.
+
+    A metric that cannot be filtered or grouped as asked raises :class:`NotApplicableError`; with
+    ``errors`` it is left out instead, and its error stored there under its name.
+    """
+    batches: dict[object, list[Metric]] = {}
+    for m in metrics:
+        try:
+            check_applicable(m, scope, by)
+        except NotApplicableError as exc:
+            if errors is None:
+                raise
+            errors[m.name] = exc
+            continue
+        batches.setdefault(fusable(m.builder) or m.name, []).append(m)
+    q = Query(wh, scope, periods, by, relabel)
+    singles: list[tuple[str, Table]] = []
+    together: list[tuple[list[str], Fused]] = []
+    for batch in batches.values():
+        try:
+            if len(batch) == 1:
+                singles.append((batch[0].name, batch[0].builder(q)))
+            else:
+                measures = [cast(Measure, m.builder) for m in batch]
+                together.append(([m.name for m in batch], fused(q, measures)))
+        except NotApplicableError as exc:
+            if errors is None:
+                raise
+            errors.update(dict.fromkeys((m.name for m in batch), exc))
+    results = _union(wh, [e for _, e in singles], q.keys)
+    raw = dict(zip([name for name, _ in singles], results, strict=True))
+    for names, f in together:
+        raw |= dict(zip(names, f.split(wh.execute(f.expr)), strict=True))
+    return {m.name: _finish(raw[m.name], m, len(periods), by) for m in metrics if m.name in raw}
+
+
+def _union(wh: Warehouse, exprs: Sequence[Table], keys: Sequence[str]) -> list[pd.DataFrame]:
+    """The results of several builders (``keys`` and ``value`` each) run as one query, a
+    ``UNION ALL``: one compile and one round trip instead of one per builder, which for small
+    queries costs more than running them."""
+    if len(exprs) <= 1:
+        return [wh.execute(e) for e in exprs]
+    parts = [
+        e.select(*keys, value=e.value.cast("float64"), u__part=ibis.literal(i, "int64"))
+        for i, e in enumerate(exprs)
+    ]
+    frame = wh.execute(ibis.union(*parts))
+    return [frame[frame["u__part"] == i].drop(columns="u__part") for i in range(len(exprs))]
+
+
+def _finish(frame: pd.DataFrame, m: Metric, n: int, by: Sequence[str]) -> pd.DataFrame:
+    """A builder's result in :func:`compute`'s shape: every period when ``by`` is empty, values as
+    floats or None, sorted."""
     frame = frame[["period_id", *by, "value"]].astype({"value": "float64"})
     if not by:
-        ids = pd.DataFrame({"period_id": range(len(periods))})
+        ids = pd.DataFrame({"period_id": range(n)})
         frame = ids.merge(frame, on="period_id", how="left")
         if m.empty_value is not None:
             frame["value"] = frame["value"].fillna(m.empty_value)
@@ -167,8 +241,9 @@ def timeseries(
         }
     )
     out = []
+    computed = compute_many(wh, chosen, scope, periods, by)
     for m in chosen:
-        got = compute(wh, m, scope, periods, by)
+        got = computed[m.name]
         frame = _complete(got[got["period_id"] < n], m, n, by)
         if compare:
             for offset, name in ((n, "previous"), (2 * n, "last_year")):

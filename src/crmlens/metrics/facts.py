@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import pairwise
+from weakref import WeakKeyDictionary
 
 import ibis
 from ibis.expr.types import StringValue, Table
@@ -35,6 +36,9 @@ class Fact:
     #: The column placing a row in time (a timestamp or a date).
     time: str
     description: str
+    #: The primary key (unique and never NULL: the loader merges rows sharing it), so a distinct
+    #: count of it can be a row count (:meth:`crmlens.metrics.query.Query.count_distinct`).
+    key: str | None = None
     customer_key: str | None = None
     store_key: str | None = None
     #: Reaches ``products`` through this SKU column (for the product dimensions).
@@ -66,7 +70,7 @@ class Fact:
 # fmt: off
 FACTS: dict[str, Fact] = {f.name: f for f in (
     Fact("orders", "orders", "order_time", "Orders and refunds (refunds are rows with a negative amount, dated when refunded).",
-         customer_key="customer_id", store_key="store_id", order_lines=True,
+         key="order_id", customer_key="customer_id", store_key="store_id", order_lines=True,
          columns=(("order_channel", "order_channel"),)),
     Fact("customers", "customers", "signup_date", "Customers, placed in time by their signup.",
          customer_key="customer_id", store_key="home_store_id"),
@@ -89,6 +93,42 @@ def fact(name: str) -> Fact:
         return FACTS[name]
     except KeyError:
         raise ConfigError(f"unknown fact {name!r}; expected one of: {', '.join(FACTS)}") from None
+
+
+#: The table expressions of each open warehouse, by name (see :func:`table`).
+_TABLES: WeakKeyDictionary[Warehouse, dict[str, Table]] = WeakKeyDictionary()
+
+
+def table(wh: Warehouse, name: str) -> Table:
+    """``wh.table(name)``, looked up once per open warehouse.
+
+    Ibis asks the database for the schema on every lookup and parses each column's type, which
+    took a quarter of the time to build a KPI's expression; a canonical table's schema does not
+    change while the warehouse is open (it is migrated when opened), and the expression holds no
+    data, only the name and the schema.
+    """
+    tables = _TABLES.setdefault(wh, {})
+    if name not in tables:
+        tables[name] = wh.table(name)
+    return tables[name]
+
+
+def splits(name: str, scope: Scope, dims: Sequence[str]) -> bool:
+    """Whether :func:`scoped` returns several rows per row of fact ``name`` for these ``dims``:
+    orders are split over their categories when a category is asked for or filtered on."""
+    spec = fact(name)
+    return spec.order_lines and ("category" in dims or "category" in scope.constraints())
+
+
+def of_customer(name: str, dims: Sequence[str]) -> bool:
+    """Whether every dimension in ``dims`` reaches fact ``name`` through its customer (an
+    attribute of the customer's master record), so that grouping by them puts each customer in
+    one group."""
+    spec = fact(name)
+    own = dict(spec.columns)
+    return spec.customer_key is not None and all(
+        d not in own and DIMENSIONS[d].source in ("customer", "age") for d in dims
+    )
 
 
 def scoped(
@@ -120,7 +160,7 @@ def scoped(
             f"{spec.table} cannot be filtered or grouped by {', '.join(unsupported)}; "
             f"it supports: {', '.join(spec.dimensions) or 'no dimensions'}"
         )
-    t = wh.table(spec.table)
+    t = table(wh, spec.table)
     base = [c for c in t.columns if c not in dims]
     # one filter per stage keeps the expression shallow: Ibis compile time grows with depth
     window = []
@@ -130,11 +170,11 @@ def scoped(
         window.append(t[spec.time].cast("timestamp") < until)
     if window:
         t = t.filter(*window)
-    if spec.order_lines and "category" in wanted:
+    if splits(name, scope, dims):
         t = _split_over_categories(wh, t)
     t = _join_customers(wh, t, spec, wanted)
     if spec.sku_key and "category" in wanted:
-        products = wh.table("products")
+        products = table(wh, "products")
         p = products.select(p__sku=products.sku, p__category=products.category)
         t = t.left_join(p, t[spec.sku_key] == p.p__sku)
     own = dict(spec.columns)
@@ -164,7 +204,7 @@ def _join_customers(wh: Warehouse, t: Table, spec: Fact, wanted: list[str]) -> T
     }
     if not columns:
         return t
-    c = wh.table("customers")
+    c = table(wh, "customers")
     c = c.select(c__key=c.customer_id, **{f"c__{col}": c[col] for col in sorted(columns)})
     return t.left_join(c, t[spec.customer_key] == c.c__key)
 
@@ -202,8 +242,8 @@ def _split_over_categories(wh: Warehouse, orders: Table) -> Table:
     Totals are preserved: the shares of an order add up to one (an order whose lines add up to zero
     is split evenly), and an order without lines keeps its whole amount under UNKNOWN.
     """
-    lines = wh.table("order_lines")
-    products = wh.table("products")
+    lines = table(wh, "order_lines")
+    products = table(wh, "products")
     p = products.select(p__sku=products.sku, p__category=products.category)
     lp = lines.left_join(p, lines.sku == p.p__sku)
     lp = lp.mutate(cat=lp.p__category.fill_null(UNKNOWN), amt=lp.amount.fill_null(0.0))

@@ -15,7 +15,7 @@ import pandas as pd
 from crmlens.metrics.evaluate import (
     MetricRef,
     change,
-    compute,
+    compute_many,
     last_year,
     previous,
     target_frame,
@@ -62,8 +62,11 @@ def overview(wh: Warehouse, metrics: Sequence[MetricRef], scope: Scope) -> pd.Da
     current = whole(scope)
     before = previous(current, scope.grain)
     year_ago = last_year(current, scope.grain)
+    chosen = lookup_all(metrics)
+    errors: dict[str, NotApplicableError] = {}
+    computed = compute_many(wh, chosen, scope, [current, before, year_ago], errors=errors)
     rows: list[dict[str, Any]] = []
-    for m in lookup_all(metrics):
+    for m in chosen:
         row: dict[str, Any] = dict.fromkeys(COLUMNS)
         row |= {
             "metric": m.name,
@@ -75,12 +78,10 @@ def overview(wh: Warehouse, metrics: Sequence[MetricRef], scope: Scope) -> pd.Da
             "last_year_period": year_ago.label,
             "change_kind": m.change,
         }
-        try:
-            values = compute(wh, m, scope, [current, before, year_ago])["value"].tolist()
-        except NotApplicableError as exc:
-            rows.append(row | {"note": str(exc)})
+        if m.name in errors:
+            rows.append(row | {"note": str(errors[m.name])})
             continue
-        now, prev, last = values
+        now, prev, last = computed[m.name]["value"].tolist()
         goal = target_frame(wh, m, scope, [current])
         target = None if goal.empty else float(goal["target"].iloc[0])
         rows.append(

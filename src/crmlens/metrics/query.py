@@ -17,10 +17,12 @@ from typing import Literal
 
 import ibis
 import pandas as pd
-from ibis.expr.types import Table, Value
+import pyarrow as pa
+from ibis.expr.types import BooleanValue, IntegerValue, Table, Value
 
 from crmlens.metrics.dimensions import OTHER
-from crmlens.metrics.facts import scoped
+from crmlens.metrics.facts import fact as lookup_fact
+from crmlens.metrics.facts import scoped, splits, table
 from crmlens.metrics.periods import Period
 from crmlens.metrics.scope import NotApplicableError, Scope
 from crmlens.warehouse import Warehouse
@@ -88,6 +90,7 @@ class Query:
         self.periods = list(periods)
         self.by = tuple(by)
         self.relabel = relabel
+        self._windows: dict[Window, Table] = {}
 
     @property
     def keys(self) -> list[str]:
@@ -125,11 +128,7 @@ class Query:
         """``t`` joined to each period whose ``window`` contains its timestamp column ``when``."""
         # a fresh reference: a projected join chain cannot take further join predicates
         t = t.view()
-        frame = pd.DataFrame(
-            [(i, *window.bounds(p)) for i, p in enumerate(self.periods)],
-            columns=["period_id", "q__lo", "q__hi"],
-        ).astype({"period_id": "int64", "q__lo": "datetime64[us]", "q__hi": "datetime64[us]"})
-        p = ibis.memtable(frame)
+        p = self._bounds(window)
         predicates = []
         if window.lo is not None:
             predicates.append(t[when] >= p.q__lo)
@@ -137,6 +136,38 @@ class Query:
             predicates.append(t[when] < p.q__hi)
         # the bound columns stay: dropping them would add a projection for nothing
         return t.join(p, predicates) if predicates else t.cross_join(p)
+
+    def _bounds(self, window: Window) -> Table:
+        """``period_id``, ``q__lo`` and ``q__hi`` of each period's ``window``: one in-memory table
+        per window and query, shared by its builders (built from Arrow: building it from pandas
+        took a fifth of the time to build a KPI's expression)."""
+        if window not in self._windows:
+            bounds = [window.bounds(p) for p in self.periods]
+            self._windows[window] = ibis.memtable(
+                pa.table(
+                    {
+                        "period_id": pa.array(range(len(bounds)), pa.int64()),
+                        "q__lo": pa.array([lo for lo, _ in bounds], pa.timestamp("us")),
+                        "q__hi": pa.array([hi for _, hi in bounds], pa.timestamp("us")),
+                    }
+                )
+            )
+        return self._windows[window]
+
+    def count_distinct(
+        self, t: Table, column: str, fact: str, where: BooleanValue | None = None
+    ) -> IntegerValue:
+        """Distinct non-NULL ``column`` values (``where`` holds) of ``t``, which is
+        ``rows(fact)`` with the query's own dimensions, perhaps filtered.
+
+        When ``column`` is the fact's key and the rows are not split (over categories) there is
+        one row per key and period, so this is a row count: the same number, without hashing
+        every key (which took longer than the rest of a 客单价 query at 3M orders) or even reading
+        it (keys are never NULL).
+        """
+        if column == lookup_fact(fact).key and not splits(fact, self.scope, self.by):
+            return t.count(where=where)
+        return t[column].nunique(where=where)
 
     # -- results ----------------------------------------------------------------------------
     def group(self, t: Table, value: Value) -> Table:
@@ -178,7 +209,7 @@ class Query:
                 "targets are set for the whole company or per one of "
                 f"{', '.join(TARGET_DIMENSIONS)}; not for {', '.join(sorted(dims))}"
             )
-        t = self.wh.table("targets")
+        t = table(self.wh, "targets")
         t = t.filter(t.metric.isin(list(names)) & t.period_start.notnull())
         if dims:
             (dim,) = dims

@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from crmlens.metrics.evaluate import value
-from crmlens.metrics.registry import metric
+from crmlens.metrics.evaluate import compute_many, whole
+from crmlens.metrics.registry import metrics
 from crmlens.metrics.scope import Scope
 from crmlens.warehouse import Warehouse
 
@@ -42,10 +42,11 @@ def history_scope(wh: Warehouse) -> Scope:
 def summary(warehouse: Warehouse) -> list[dict[str, Any]]:
     """Every summary KPI as ``{name, label_zh, label_en, unit, value}`` (value None when undefined)."""
     scope = history_scope(warehouse)
+    chosen = metrics(SUMMARY_KPIS)
+    computed = compute_many(warehouse, chosen, scope, [whole(scope)])
     rows = []
-    for name in SUMMARY_KPIS:
-        m = metric(name)
-        v = value(warehouse, m, scope)
+    for m in chosen:
+        v = computed[m.name]["value"].iloc[0]
         rows.append(
             {
                 "name": m.name,

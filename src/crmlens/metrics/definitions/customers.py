@@ -6,12 +6,14 @@ registry resolves such names (see :func:`crmlens.metrics.registry.metric`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import ibis
 from ibis.expr.types import Table
 
-from crmlens.metrics.definitions.sales import buyers
+from crmlens.metrics.definitions.sales import buyers, buying_customers
+from crmlens.metrics.measures import Measure, row_count
 from crmlens.metrics.metric import Metric
 from crmlens.metrics.query import UP_TO_END, Query, Window
 
@@ -21,20 +23,10 @@ RETENTION_DAYS = 30
 _CUSTOMER_DIMS = ("region", "customer_type", "tier")
 
 
-def new_customers(q: Query) -> Table:
-    """Customers who signed up in each period."""
-    t = q.rows("customers")
-    return q.group(t, t.count())
-
-
-def _members(q: Query) -> Table:
-    t = q.rows("customers", UP_TO_END)
-    return q.group(t, t.count())
-
-
-def _active(q: Query, days: int) -> Table:
-    t = buyers(q.rows("orders", Window.days_ending(days)))
-    return q.group(t, t.customer_id.nunique())
+#: Customers who signed up in each period.
+new_customers = Measure("customers", row_count, adds_up="rows")
+#: Customers signed up by each period's end.
+_members = Measure("customers", row_count, window=UP_TO_END, adds_up="rows")
 
 
 def _churn_flags(q: Query, days: int) -> Table:
@@ -64,18 +56,27 @@ def _retention(q: Query, days: int) -> Table:
     who = [*q.by, "customer_id"]
     first = history.group_by(who).aggregate(first_ts=history.ts.min())
     cohort = q.tag(first, "first_ts")
-    cohort = cohort.mutate(first_day=cohort.first_ts.date())
-    later = (
-        history.select(*who, day=history.ts.date()).distinct().rename({f"l__{k}": k for k in who})
+    # "1 to N days after the day of the first order" as a time range on the order rows, so the
+    # small cohort joins the order rows directly (no distinct over every customer-day of history)
+    day = cohort.first_ts.truncate("D")
+    cohort = cohort.select(
+        *q.keys,
+        "customer_id",
+        r__lo=day + ibis.interval(days=1),
+        r__hi=day + ibis.interval(days=days + 1),
+    ).view()  # a fresh reference: the projected period join cannot take more join predicates
+    later = history.select(**{f"l__{k}": history[k] for k in who}, l__ts=history.ts)
+    j = cohort.left_join(
+        later,
+        [
+            *[cohort[k] == later[f"l__{k}"] for k in who],
+            later.l__ts >= cohort.r__lo,
+            later.l__ts < cohort.r__hi,
+        ],
     )
-    gap = later.day.delta(cohort.first_day, unit="day")
-    back = cohort.join(
-        later, [*[cohort[k] == later[f"l__{k}"] for k in who], gap >= 1, gap <= days]
-    )
-    keys = [*q.keys, "customer_id"]
-    kept = back.select(*keys).distinct().rename({f"k__{k}": k for k in keys})
-    j = cohort.left_join(kept, [cohort[k] == kept[f"k__{k}"] for k in keys])
-    return q.group(j, ibis.ifelse(j.k__customer_id.notnull(), 1.0, 0.0).mean())
+    # a cohort member is one row per period and dimension values, or several with later orders:
+    # distinct counts give members who came back / members
+    return q.group(j, j.l__customer_id.nunique() / j.customer_id.nunique())
 
 
 def active_customers(days: int = ACTIVE_DAYS) -> Metric:
@@ -88,7 +89,7 @@ def active_customers(days: int = ACTIVE_DAYS) -> Metric:
         "ending on the period's last day (a stock at the period end, whatever the period's "
         "length).",
         "count",
-        partial(_active, days=days),
+        replace(buying_customers, window=Window.days_ending(days)),
         ("orders",),
         "Customers",
         additive=True,

@@ -12,20 +12,17 @@ import ibis
 from ibis.expr.types import Table, Value
 
 from crmlens.metrics.definitions.customers import new_customers
+from crmlens.metrics.measures import Measure
 from crmlens.metrics.metric import Metric
 from crmlens.metrics.query import Query
 
 LTV_DAYS = 365
 
 
-def _spend(q: Query) -> Table:
-    t = q.rows("spend")
-    return q.group(t, t.spend.sum())
-
-
-def _clicks(q: Query) -> Table:
-    t = q.rows("spend")
-    return q.group(t, t.clicks.sum())
+#: Marketing spend per period.
+_spend = Measure("spend", lambda q, t: t.spend.sum())
+#: Ad clicks per period.
+_clicks = Measure("spend", lambda q, t: t.clicks.sum())
 
 
 def _cac(q: Query) -> Table:
@@ -65,10 +62,9 @@ def _ltv_cac(q: Query, days: int) -> Table:
     return q.ratio(q.group(per, per.revenue.sum()), _spend(q))
 
 
-def _touch_rate(q: Query, hit: str) -> Table:
-    t = q.rows("touches")
+def _touch_rate(q: Query, t: Table, hit: str) -> Value:
     flag: Value = t[hit] if hit == "bounced" else t[hit].notnull()
-    return q.group(t, ibis.ifelse(flag.fill_null(False), 1.0, 0.0).mean())
+    return ibis.ifelse(flag.fill_null(False), 1.0, 0.0).mean()
 
 
 def ltv(days: int = LTV_DAYS) -> Metric:
@@ -121,7 +117,7 @@ def _touch_metric(name: str, zh: str, en: str, hit: str, what: str, up: bool = T
         f"Share of campaign_touches sent in the period (sent_at) {what}, over all touches sent "
         "(bounced ones included). None when nothing was sent.",
         "ratio",
-        partial(_touch_rate, hit=hit),
+        Measure("touches", partial(_touch_rate, hit=hit)),
         ("touches",),
         "Marketing",
         direction="up" if up else "down",

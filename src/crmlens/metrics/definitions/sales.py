@@ -8,8 +8,9 @@ when it was refunded. ``amount`` is what was paid, after discounts.
 from __future__ import annotations
 
 import ibis
-from ibis.expr.types import Table
+from ibis.expr.types import BooleanValue, IntegerValue, Table, Value
 
+from crmlens.metrics.measures import Measure
 from crmlens.metrics.metric import Format, Metric
 from crmlens.metrics.query import TARGET_DIMENSIONS, Query
 
@@ -18,48 +19,58 @@ _CUSTOMER_DIMS = ("region", "customer_type", "tier")
 REVENUE_TARGETS = ("revenue",)
 
 
+def done(t: Table) -> BooleanValue:
+    """Whether an orders row is a completed order (not a refund)."""
+    return ~t.is_refund.fill_null(False)
+
+
+def bought(t: Table) -> BooleanValue:
+    """Whether an orders row is a completed order placed by an identified customer (walk-ins have
+    no customer_id)."""
+    return done(t) & t.customer_id.notnull()
+
+
 def completed(t: Table) -> Table:
     """Completed orders (not refunds) of an orders table."""
-    return t.filter(~t.is_refund.fill_null(False))
+    return t.filter(done(t))
 
 
 def buyers(t: Table) -> Table:
-    """Completed orders placed by an identified customer (walk-ins have no customer_id)."""
-    s = completed(t)
-    return s.filter(s.customer_id.notnull())
+    """Completed orders placed by an identified customer."""
+    return t.filter(bought(t))
 
 
-def revenue(q: Query) -> Table:
-    """Net revenue per period: completed orders plus refunds."""
-    t = q.rows("orders")
-    return q.group(t, t.amount.sum())
+def _order_count(q: Query, t: Table) -> IntegerValue:
+    return q.count_distinct(t, "order_id", "orders")
 
 
-def orders(q: Query) -> Table:
-    """Completed orders per period."""
-    t = completed(q.rows("orders"))
-    return q.group(t, t.order_id.nunique())
+def _customer_count(q: Query, t: Table) -> IntegerValue:
+    return t.customer_id.nunique()
 
 
-def _aov(q: Query) -> Table:
-    t = q.rows("orders")
-    count = t.order_id.nunique(where=~t.is_refund.fill_null(False))
-    return q.group(t, t.amount.sum() / count.nullif(0))
+def _aov(q: Query, t: Table) -> Value:
+    count = q.count_distinct(t, "order_id", "orders", where=done(t))
+    return t.amount.sum() / count.nullif(0)
 
 
-def _customers(q: Query) -> Table:
-    t = buyers(q.rows("orders"))
-    return q.group(t, t.customer_id.nunique())
+def _purchase_frequency(q: Query, t: Table) -> Value:
+    # the denominator is never 0 in a group with buyers, but fused with other measures it is also
+    # computed for groups without (dropped afterwards), and Spark in ANSI mode (its default since
+    # 4.0) fails on a division by zero
+    return _order_count(q, t) / _customer_count(q, t).nullif(0)
 
 
-def _purchase_frequency(q: Query) -> Table:
-    t = buyers(q.rows("orders"))
-    return q.group(t, t.order_id.nunique() / t.customer_id.nunique())
+#: Net revenue per period: completed orders plus refunds.
+revenue = Measure("orders", lambda q, t: t.amount.sum(), adds_up="rows")
+#: Completed orders per period.
+orders = Measure("orders", _order_count, keep=done, adds_up="rows")
+#: Distinct buying customers per period.
+buying_customers = Measure("orders", _customer_count, keep=bought, adds_up="customers")
 
 
 def _repurchase_rate(q: Query) -> Table:
     t = buyers(q.rows("orders"))
-    per = t.group_by([*q.keys, "customer_id"]).aggregate(n=t.order_id.nunique())
+    per = t.group_by([*q.keys, "customer_id"]).aggregate(n=_order_count(q, t))
     return q.group(per, ibis.ifelse(per.n >= 2, 1.0, 0.0).mean())
 
 
@@ -107,7 +118,7 @@ METRICS = (
         "Net revenue / completed orders of the period (both as defined above): refunds lower it "
         "rather than vanish. None when the period has no completed order.",
         "money",
-        _aov,
+        Measure("orders", _aov),
         ("orders",),
         "Sales",
         default_dims=_CUSTOMER_DIMS,
@@ -119,7 +130,7 @@ METRICS = (
         "Number of distinct customers with at least one completed order in the period; walk-in "
         "orders without a customer_id are not counted.",
         "count",
-        _customers,
+        buying_customers,
         ("orders",),
         "Sales",
         additive=True,
@@ -132,7 +143,7 @@ METRICS = (
         "Completed orders placed by identified customers in the period / buying customers of the "
         "period: orders per buying customer. None when nobody bought.",
         "count",
-        _purchase_frequency,
+        Measure("orders", _purchase_frequency, keep=bought),
         ("orders",),
         "Sales",
         format=Format(2),

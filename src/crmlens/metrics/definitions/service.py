@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ibis
-from ibis.expr.types import Table, Value
+from ibis.expr.types import BooleanValue, Table, Value
 
 from crmlens.metrics.definitions.sales import orders
+from crmlens.metrics.measures import Measure, row_count
 from crmlens.metrics.metric import PER_MILLE, Format, Metric
 from crmlens.metrics.query import Query
 
@@ -13,52 +14,51 @@ from crmlens.metrics.query import Query
 COMPLAINT = "投诉"
 
 
-def _tickets(q: Query) -> Table:
-    t = q.rows("tickets")
-    return q.group(t, t.count())
+def _complaint_count(q: Query, t: Table) -> Value:
+    return ibis.ifelse(t.ticket_type == COMPLAINT, 1, 0).sum()
 
 
-def _complaints(q: Query) -> Table:
-    t = q.rows("tickets")
-    return q.group(t, ibis.ifelse(t.ticket_type == COMPLAINT, 1, 0).sum())
+#: Tickets of type 投诉 per period.
+_complaints = Measure("tickets", _complaint_count, adds_up="rows")
 
 
 def _complaint_rate(q: Query) -> Table:
     return q.ratio(_complaints(q), orders(q))
 
 
-def _hours(t: Table) -> tuple[Table, Value]:
-    """Closed tickets (closed_at set, not before opened_at) and their resolution time in hours."""
-    closed = t.filter(t.closed_at.notnull() & (t.closed_at >= t.opened_at))
-    seconds = closed.closed_at.epoch_seconds() - closed.opened_at.epoch_seconds()
-    return closed, seconds / 3600.0
+def _closed(t: Table) -> BooleanValue:
+    """Closed tickets: closed_at set, not before opened_at."""
+    return t.closed_at.notnull() & (t.closed_at >= t.opened_at)
 
 
-def _resolution_mean(q: Query) -> Table:
-    closed, hours = _hours(q.rows("tickets"))
-    return q.group(closed, hours.mean())
+def _hours(t: Table) -> Value:
+    """Resolution time in hours (of closed tickets)."""
+    return (t.closed_at.epoch_seconds() - t.opened_at.epoch_seconds()) / 3600.0
 
 
-def _resolution_p90(q: Query) -> Table:
-    closed, hours = _hours(q.rows("tickets"))
-    return q.group(closed, hours.quantile(0.9))
+def _resolution_mean(q: Query, t: Table) -> Value:
+    return _hours(t).mean()
 
 
-def _nps(q: Query) -> Table:
-    t = q.rows("surveys")
-    t = t.filter(t.nps_score.notnull())
+def _resolution_p90(q: Query, t: Table) -> Value:
+    return _hours(t).quantile(0.9)
+
+
+def _answered(t: Table) -> BooleanValue:
+    return t.nps_score.notnull()
+
+
+def _nps(q: Query, t: Table) -> Value:
     score = ibis.ifelse(t.nps_score >= 9, 100.0, ibis.ifelse(t.nps_score <= 6, -100.0, 0.0))
-    return q.group(t, score.mean())
+    return score.mean()
 
 
-def _csat(q: Query) -> Table:
-    t = q.rows("surveys")
-    return q.group(t, t.csat_score.mean())
+def _csat(q: Query, t: Table) -> Value:
+    return t.csat_score.mean()
 
 
-def _service_csat(q: Query) -> Table:
-    t = q.rows("tickets")
-    return q.group(t, t.satisfaction.mean())
+def _service_csat(q: Query, t: Table) -> Value:
+    return t.satisfaction.mean()
 
 
 _RESOLUTION = (
@@ -75,7 +75,7 @@ METRICS = (
         "Number of service tickets opened (opened_at) in the period, of every type; by "
         "ticket_type this is the inquiries-by-type breakdown.",
         "count",
-        _tickets,
+        Measure("tickets", row_count, adds_up="rows"),
         ("tickets",),
         "Service",
         additive=True,
@@ -115,7 +115,7 @@ METRICS = (
         "Mean resolution time (hours)",
         "Mean, " + _RESOLUTION,
         "hours",
-        _resolution_mean,
+        Measure("tickets", _resolution_mean, keep=_closed),
         ("tickets",),
         "Service",
         direction="down",
@@ -127,7 +127,7 @@ METRICS = (
         "Resolution time p90 (hours)",
         "90th percentile (linear interpolation between closest ranks), " + _RESOLUTION,
         "hours",
-        _resolution_p90,
+        Measure("tickets", _resolution_p90, keep=_closed),
         ("tickets",),
         "Service",
         direction="down",
@@ -141,7 +141,7 @@ METRICS = (
         "promoters (9-10) minus percentage of detractors (0-6), from -100 to 100. None without "
         "answers.",
         "score",
-        _nps,
+        Measure("surveys", _nps, keep=_answered),
         ("surveys",),
         "Service",
         format=Format(1),
@@ -154,7 +154,7 @@ METRICS = (
         "Mean overall satisfaction (survey_responses.csat_score, 1-5) of survey responses "
         "submitted in the period. None without answers.",
         "score",
-        _csat,
+        Measure("surveys", _csat),
         ("surveys",),
         "Service",
         format=Format(2),
@@ -167,7 +167,7 @@ METRICS = (
         "Mean rating (service_tickets.satisfaction, 1-5) of the tickets opened in the period that "
         "were rated. None without ratings.",
         "score",
-        _service_csat,
+        Measure("tickets", _service_csat),
         ("tickets",),
         "Service",
         format=Format(2),

@@ -1,0 +1,124 @@
+"""KPIs evaluated together: the measures of one fact in one query, the rest in one UNION ALL, shares
+from the groups where they add up — the same numbers as each KPI alone, in fewer queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from crmlens.metrics import (
+    REGISTRY,
+    SEED_OVERVIEW,
+    Metric,
+    Scope,
+    breakdown,
+    compute,
+    compute_many,
+    overview,
+    timeseries,
+    value,
+)
+from crmlens.metrics.measures import Measure
+from crmlens.metrics.query import Query
+
+YEAR = Scope(date(2020, 1, 1), date(2020, 12, 31))
+QUARTERS = Scope(date(2019, 12, 1), date(2021, 3, 31), "quarter")
+SALES = ["revenue", "customers", "aov"]
+
+
+def applicable(scope: Scope, by: tuple[str, ...]) -> list[Metric]:
+    """Every declared KPI that can be filtered and grouped as asked."""
+    dims = {*by, *scope.constraints()}
+    return [m for m in REGISTRY.values() if all(d in m.dimensions for d in dims)]
+
+
+@pytest.fixture
+def queries(tiny: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """The expressions the tiny warehouse executes during the test."""
+    ran: list[object] = []
+    execute = tiny.wh.execute
+
+    def counted(expr: object) -> object:
+        ran.append(expr)
+        return execute(expr)
+
+    monkeypatch.setattr(tiny.wh, "execute", counted)
+    yield ran
+
+
+@pytest.mark.parametrize(
+    "scope, by",
+    [
+        (QUARTERS, ()),
+        (YEAR, ("region", "tier")),
+        (YEAR, ("store",)),
+        (YEAR, ("category",)),  # orders split over their categories; tickets by their SKU's
+        (YEAR.narrow(category="零食"), ()),
+        (YEAR.narrow(customer_type="企业"), ("order_channel",)),
+    ],
+    ids=["quarters", "region-tier", "store", "category", "category-filter", "channel-filter"],
+)
+def test_kpis_computed_together_equal_each_alone(tiny: Any, scope: Scope, by: tuple) -> None:
+    chosen = applicable(scope, by)
+    assert sum(isinstance(m.builder, Measure) for m in chosen) > 3  # some are fused
+    periods = scope.periods()
+    together = compute_many(tiny.wh, chosen, scope, periods, by)
+    assert set(together) == {m.name for m in chosen}
+    for m in chosen:
+        alone = compute(tiny.wh, m, scope, periods, by)
+        # same groups (a group without kept rows is absent either way), same values
+        pd.testing.assert_frame_equal(together[m.name], alone, check_exact=False, rtol=1e-12)
+
+
+def test_a_breakdown_by_customer_attributes_is_one_query(tiny: Any, queries: list) -> None:
+    dims = ["region", "customer_type", "tier"]
+    table = breakdown(tiny.wh, SALES, YEAR, dims)
+    assert len(queries) == 1  # the three KPIs fused; totals are the sums of the groups
+    for name in ("revenue", "customers"):
+        total = value(tiny.wh, name, YEAR)
+        assert table[name].sum() == pytest.approx(total)
+        assert list(table[f"{name}_share"]) == pytest.approx(list(table[name] / total))
+
+
+def test_a_total_that_is_not_the_sum_of_the_groups_is_queried(tiny: Any, queries: list) -> None:
+    table = breakdown(tiny.wh, SALES, YEAR, ["store"])
+    assert len(queries) == 2  # a customer may buy in two stores: customers need their own total
+    total = value(tiny.wh, "customers", YEAR)
+    assert table["customers"].sum() > total
+    assert list(table["customers_share"]) == pytest.approx(list(table["customers"] / total))
+    revenue = value(tiny.wh, "revenue", YEAR)
+    assert list(table["revenue_share"]) == pytest.approx(list(table["revenue"] / revenue))
+
+
+def test_the_seed_overview_is_two_queries(tiny: Any, queries: list) -> None:
+    month = Scope.parse("2021-01")
+    frame = overview(tiny.wh, SEED_OVERVIEW, month)
+    assert len(queries) == 2  # the four KPIs as one UNION ALL, and the new-customer target
+    for row in frame.itertuples():
+        assert row.value == pytest.approx(value(tiny.wh, row.metric, month)), row.metric
+
+
+def test_a_timeseries_runs_one_query_per_fact(tiny: Any, queries: list) -> None:
+    names = ["revenue", "orders", "aov", "tickets", "complaints", "nps", "retention_30d"]
+    series = timeseries(tiny.wh, names, QUARTERS, compare=True)
+    assert len(queries) == 3  # the orders and the tickets measures each; the rest as a union
+    for name in names:
+        alone = timeseries(tiny.wh, name, QUARTERS, compare=True)
+        got = series[series["metric"] == name].reset_index(drop=True)
+        # dtypes differ: a column of several KPIs is object where one of them has None
+        pd.testing.assert_frame_equal(got, alone, check_exact=False, rtol=1e-12, check_dtype=False)
+
+
+def test_completed_orders_are_counted_distinct_only_when_split(tiny: Any) -> None:
+    def sql(scope: Scope, by: tuple[str, ...]) -> str:
+        q = Query(tiny.wh, scope, scope.periods(), by)
+        return str(tiny.wh.backend.compile(REGISTRY["orders"].builder(q))).upper()
+
+    # order_id is the key: one row per order unless orders are split over their categories
+    assert "DISTINCT" not in sql(YEAR, ("region",))
+    assert "COUNT(DISTINCT" in sql(YEAR, ("category",))
+    assert "COUNT(DISTINCT" in sql(YEAR.narrow(category=["零食", "饮料"]), ())
