@@ -238,10 +238,16 @@ def test_rebuilding_gives_the_same_tables(
     assert runs["build_id"].is_unique
 
 
-def test_default_as_of_is_the_day_after_the_last_order(
+def test_default_as_of_is_the_day_of_the_last_order(
     built: tuple[Warehouse, BuildReport, Any, Path],
 ) -> None:
-    assert default_as_of(built[0]) == date(2022, 1, 1)
+    wh = built[0]
+    last = wh.execute(wh.table("orders").order_time.max())
+    assert pd.Timestamp(last).date() == AS_OF and default_as_of(wh) == AS_OF
+    # a date is the end of that day: the last day's orders count, with recency 0
+    features = wh.execute(customer_features(wh.table, as_of=default_as_of(wh)))
+    last_day = features["last_order"].dt.date == AS_OF
+    assert last_day.any() and (features.loc[last_day, "recency_days"] == 0).all()
 
 
 def test_models_the_data_cannot_support_are_skipped(tmp_path: Path) -> None:

@@ -165,10 +165,13 @@ def test_deterministic_with_seed_and_row_order(algorithm: str) -> None:
 
 
 def test_large_inputs_are_sampled(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame, truth = blobs(n_per=100)
+    unsampled = CustomerClusters(features=("x", "y")).fit(frame)
     # shrink the sampling limits so the sampled paths run on a small frame
     monkeypatch.setattr(clustering, "HIERARCHICAL_MAX_ROWS", 50)
     monkeypatch.setattr(clustering, "SILHOUETTE_MAX_ROWS", 60)
-    frame, truth = blobs(n_per=100)
+    monkeypatch.setattr(clustering, "KMEANS_SEARCH_MAX_ROWS", 120)
+    monkeypatch.setattr(clustering, "KNEE_MAX_ROWS", 60)
     for algorithm in ("hierarchical", "kmeans", "dbscan"):
         first = CustomerClusters(algorithm=algorithm, features=("x", "y")).fit(frame)
         again = CustomerClusters(algorithm=algorithm, features=("x", "y")).fit(frame)
@@ -176,6 +179,11 @@ def test_large_inputs_are_sampled(monkeypatch: pytest.MonkeyPatch) -> None:
         assert agreement(first, frame, truth) > 0.95, algorithm
         assert noise_share(first) <= 0.1, algorithm
         pd.testing.assert_series_equal(first.labels_, again.labels_)
+        if algorithm == "kmeans":
+            # k chosen on a sample, then refitted on every row from the sample's centres: the same
+            # clusters as ten random starts on every row
+            pd.testing.assert_series_equal(first.labels_, unsampled.labels_)
+            assert sorted(first.silhouette_by_k_) == list(range(2, 9))
 
 
 def test_dbscan_marks_outliers_as_noise() -> None:

@@ -24,6 +24,7 @@ X      bought 06-28, not in the customers table                        activatio
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
 
@@ -34,7 +35,7 @@ import pytest
 from crmlens.errors import ConfigError, NotFittedError
 from crmlens.models.features import customer_features, transactions
 from crmlens.models.lifecycle import STAGES, LifecycleStages
-from crmlens.models.personas import Persona, persona, tier_profile
+from crmlens.models.personas import Persona, persona, personas, tier_profile
 from crmlens.models.rfm import ABSENT
 from crmlens.warehouse import Warehouse
 
@@ -295,6 +296,37 @@ def test_persona_of_ids_and_of_a_series(wh: Warehouse) -> None:
         persona(wh, ["nobody"], as_of=AS_OF)
     with pytest.raises(ConfigError, match="no column"):
         persona(wh, "shoe_size", as_of=AS_OF)
+
+
+def test_personas_of_several_groupings_at_once(wh: Warehouse) -> None:
+    """One pass for three groupings gives what three separate calls give."""
+    groups = pd.Series({"C": "vip", "D": "vip", "B": "new", "X": "new"})
+    together = personas(
+        wh, {"tier": "member_tier", "groups": groups, "picked": ["C", "D"]}, as_of=AS_OF
+    )
+    alone = {
+        "tier": persona(wh, "member_tier", as_of=AS_OF),
+        "groups": persona(wh, groups, as_of=AS_OF),
+        "picked": {"selected": persona(wh, ["C", "D"], as_of=AS_OF)},
+    }
+    for name, expected in alone.items():
+        got = together[name]
+        assert set(expected) <= set(got), name
+        for group, p in expected.items():
+            # the same figures (sums may be added in another order), mixes in the same order
+            assert _close(asdict(got[group]), asdict(p)), (name, group)
+    assert set(together["picked"]) == {"selected", "others"}
+
+
+def _close(a: object, b: object) -> bool:
+    """Equal, floats to 1e-12 (relative), inside dicts, tuples and lists."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-12, nan_ok=True)
+    return a == b
 
 
 def test_tier_profile(wh: Warehouse) -> None:

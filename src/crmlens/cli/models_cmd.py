@@ -124,7 +124,7 @@ def build(
         str | None,
         typer.Option(
             "--as-of",
-            help="Observation date, e.g. 2021-12-31 (default: the day after the last order).",
+            help="Observation date, e.g. 2021-12-31 (default: the day of the last order).",
         ),
     ] = None,
     warehouse: WarehouseOption = None,

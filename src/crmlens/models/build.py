@@ -4,7 +4,7 @@ The models are computed first (reads only), then all model tables (``kind="model
 :mod:`crmlens.schema`) are replaced in one :meth:`Warehouse.replace_tables` transaction, so the
 dashboard sees the previous build or this one, never half of each::
 
-    report = build(wh)                                 # as of the day after the last order
+    report = build(wh)                                 # as of the day of the last order
     report = build(wh, as_of=date(2021, 12, 31), progress=bars)
     report.seconds, report.headline
 
@@ -59,11 +59,12 @@ from crmlens.models.build_tables import (
 )
 from crmlens.models.churn import ChurnModel
 from crmlens.models.churn_purchases import churned_purchases
+from crmlens.models.churn_reasons import join_texts
 from crmlens.models.clustering import CustomerClusters
 from crmlens.models.clv import BetaGeoModel, GammaGammaModel, summarise_transactions
 from crmlens.models.features import as_of_day, customer_features, transactions
 from crmlens.models.lifecycle import LifecycleStages
-from crmlens.models.personas import persona
+from crmlens.models.personas import personas
 from crmlens.models.rfm import RFMModel
 from crmlens.schema import table as schema_table
 from crmlens.warehouse import Warehouse
@@ -126,11 +127,16 @@ class BuildReport:
 
 
 def default_as_of(wh: Warehouse) -> date:
-    """The day after the last order: recency then counts a purchase on the last day as 1 day."""
+    """The day of the last order.
+
+    A date means the end of that day (:func:`~crmlens.models.features.cutoff`), so every order
+    counts, a purchase on the last day has recency 0, and no model sees a day without data (the
+    day after would add an empty first day to the next month, e.g. of the SKU trend).
+    """
     last = wh.execute(wh.table("orders").order_time.max())
     if last is None or pd.isna(last):
         raise InsufficientDataError("the warehouse has no orders; load data first (crmlens load)")
-    return pd.Timestamp(last).date() + timedelta(days=1)
+    return pd.Timestamp(last).date()
 
 
 def build(
@@ -362,12 +368,16 @@ class _Builder:
             "churn_lift": v["model"]["top_decile_lift"],
             "churn_baseline_lift": v["baseline"]["top_decile_lift"],
         }
-        risk = model.predict_proba(self.wh, as_of=self.day)
-        why = model.reasons(self.wh, as_of=self.day, top=3)
-        reasons = why.groupby("customer_id").agg(
-            churn_reasons_zh=("reason_zh", "；".join), churn_reasons_en=("reason_en", "; ".join)
-        )
-        watch = model.early_warning(self.wh, as_of=self.day).set_index("customer_id")
+        # risk, reasons and the watch list from one feature query and one reasons pass
+        found = model.assess(self.wh, as_of=self.day, top=3)
+        risk, why = found.risk, found.reasons
+        reasons = pd.DataFrame(
+            {
+                "churn_reasons_zh": join_texts(why, why["reason_zh"], "；"),
+                "churn_reasons_en": join_texts(why, why["reason_en"], "; "),
+            }
+        ).rename_axis("customer_id")
+        watch = found.early_warning.set_index("customer_id")
         flags = watch[["no_recent_order", "falling_orders", "recent_complaint"]].astype(object)
         flags = flags.add_prefix("warning_").assign(early_warning=True)
         out = risk.merge(reasons, on="customer_id", how="left")
@@ -384,10 +394,12 @@ class _Builder:
             "rfm_segment_cn": buyers["rfm_segment_cn"].astype(str),
             "cluster": buyers["cluster"].astype("Int64").astype(str),
         }
+        # one pass over the orders and lines for all three groupings
+        found = personas(self.wh, groups, as_of=self.day)
         rows = [
-            persona_row(dimension, self.day, found)
-            for dimension, who in groups.items()
-            for found in persona(self.wh, who, as_of=self.day).values()
+            persona_row(dimension, self.day, p)
+            for dimension, by_group in found.items()
+            for p in by_group.values()
         ]
         return pd.DataFrame(rows)
 

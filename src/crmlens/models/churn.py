@@ -11,13 +11,16 @@ one cutoff and validated on a later one (time-based, no leakage)::
     risk = model.predict_proba(wh, as_of=date(2021, 12, 31))
     why = model.reasons(wh, as_of=date(2021, 12, 31))
     watch = model.early_warning(wh, as_of=date(2021, 12, 31))
+    found = model.assess(wh, as_of=date(2021, 12, 31))  # all three from one feature query
 
-What churned customers used to buy is in :mod:`crmlens.models.churn_purchases`.
+How reasons and warning rules are worked out is in :mod:`crmlens.models.churn_reasons`; what
+churned customers used to buy is in :mod:`crmlens.models.churn_purchases`.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Self
 
@@ -35,15 +38,26 @@ from crmlens.models.churn_features import (
     NUMERIC_FEATURES,
     churn_feature_table,
     churn_labels,
-    describe_feature,
     horizon_end,
 )
+from crmlens.models.churn_reasons import (
+    RULE_TEXT,
+    feature_effects,
+    flag_texts,
+    join_texts,
+    reason_rows,
+    warning_rules,
+)
 from crmlens.models.features import cutoff
+from crmlens.models.tree_effects import TreeTables
 from crmlens.warehouse import Warehouse
 
 #: Fewest labelled customers, and fewest of each class, a fit needs.
 MIN_CUSTOMERS = 50
 MIN_PER_CLASS = 5
+#: The early-warning list gives each customer's top reasons above this effect (log-odds).
+WARNING_REASONS = 3
+WARNING_MIN_EFFECT = 0.1
 
 Cutoff = datetime | date
 
@@ -89,36 +103,6 @@ def score_report(y: np.ndarray, score: np.ndarray, *, probabilities: bool) -> di
     if probabilities:
         report["brier"] = float(brier_score_loss(y, score))
     return report
-
-
-def warning_rules(
-    features: pd.DataFrame, *, inactive_days: int = 90, falling_ratio: float = 0.5
-) -> pd.DataFrame:
-    """The early-warning rules of seed 002 on a :func:`churn_feature_table` frame, one bool per rule.
-
-    ``no_recent_order``: no purchase in the last ``inactive_days`` days (3 months);
-    ``falling_orders``: orders in the last 90 days below ``falling_ratio`` of the 90 days before;
-    ``recent_complaint``: a complaint ticket opened in the last 90 days.
-    """
-    return pd.DataFrame(
-        {
-            "customer_id": features["customer_id"].to_numpy(),
-            "no_recent_order": (features["recency_days"] >= inactive_days).to_numpy(),
-            "falling_orders": (
-                (features["orders_prev_90d"] > 0)
-                & (features["orders_90d"] < falling_ratio * features["orders_prev_90d"])
-            ).to_numpy(),
-            "recent_complaint": (features["complaints_90d"] > 0).to_numpy(),
-        }
-    )
-
-
-#: Rule name → (Chinese, English) text; ``{days}`` is the ``inactive_days`` of the call.
-RULE_TEXT = {
-    "no_recent_order": ("近{days}天未下单", "no order in {days} days"),
-    "falling_orders": ("互动频率下降", "falling interaction"),
-    "recent_complaint": ("近期投诉", "recent complaint"),
-}
 
 
 # Direction each feature may move the risk when ``monotonic``: +1 more raises it, -1 more lowers it,
@@ -308,12 +292,33 @@ class ChurnModel(Estimator):
             "calibration": calibration_table(y, risk),
         }
 
+    def _scored(self, warehouse: Warehouse, as_of: Cutoff) -> _Scored:
+        frame = self._features(warehouse, as_of)
+        X = self._encode(frame)
+        return _Scored(frame, X, self._log_odds(X))
+
     def predict_proba(self, warehouse: Warehouse, *, as_of: Cutoff) -> pd.DataFrame:
         """``customer_id`` and ``churn_risk`` (probability of no purchase in ``horizon_days``)."""
         self._check_fitted("predict_proba")
-        frame = self._features(warehouse, as_of)
-        risk = expit(self._log_odds(self._encode(frame)))
-        return pd.DataFrame({"customer_id": frame["customer_id"].to_numpy(), "churn_risk": risk})
+        return self._scored(warehouse, as_of).risk()
+
+    def assess(
+        self, warehouse: Warehouse, *, as_of: Cutoff, top: int = 3, **warning: Any
+    ) -> ChurnAssessment:
+        """:meth:`predict_proba`, :meth:`reasons` (``top``) and :meth:`early_warning` at once.
+
+        The same three frames as the three calls, from one feature query and one reasons pass
+        (the early-warning reasons are the top three of all reasons); ``warning`` takes the
+        options of :meth:`early_warning`.
+        """
+        self._check_fitted("assess")
+        _check_top(top)
+        scored = self._scored(warehouse, as_of)
+        why = self._reasons(scored, top, WARNING_MIN_EFFECT)
+        shared = why[why["rank"] <= WARNING_REASONS] if top >= WARNING_REASONS else None
+        return ChurnAssessment(
+            risk=scored.risk(), reasons=why, early_warning=self._warn(scored, shared, **warning)
+        )
 
     # -- reasons ----------------------------------------------------------------------------
     def _typical(self, name: str) -> Any:
@@ -323,60 +328,17 @@ class ChurnModel(Estimator):
             return hot[0] if hot else None
         return float(self.reference_[cols[0]])
 
-    def _reasons(self, frame: pd.DataFrame, top: int, min_effect: float) -> pd.DataFrame:
-        X = self._encode(frame)
-        log_odds = self._log_odds(X)
+    def _reasons(self, scored: _Scored, top: int, min_effect: float) -> pd.DataFrame:
+        X, log_odds = scored.X, scored.log_odds
+        groups, reference, tables = self.groups_, self.reference_, TreeTables.of(self.classifier_)
+        effects = feature_effects(
+            X, log_odds, groups, CATEGORICAL_FEATURES, reference, self._log_odds, tables
+        )
         names = list(self.groups_)
-        effects = np.full((len(frame), len(names)), -np.inf)
-        for g, name in enumerate(names):
-            cols = self.groups_[name]
-            # a missing value (or category) is no reason: there is nothing to tell the customer
-            known = (
-                X[:, cols].sum(axis=1) > 0
-                if name in CATEGORICAL_FEATURES
-                else ~np.isnan(X[:, cols[0]])
-            )
-            typical = X.copy()
-            typical[:, cols] = self.reference_[cols]
-            effects[:, g] = np.where(known, log_odds - self._log_odds(typical), -np.inf)
-        ranked = np.argsort(-effects, axis=1, kind="stable")[:, :top]
-        rows = []
-        risk = expit(log_odds)
-        for i, customer in enumerate(frame["customer_id"].to_numpy()):
-            for rank, g in enumerate(ranked[i], start=1):
-                if not effects[i, g] > min_effect:
-                    break
-                name = names[g]
-                value, typical_value = frame[name].iloc[i], self._typical(name)
-                zh, en = describe_feature(name, value, typical_value)
-                risk_change = risk[i] - expit(log_odds[i] - effects[i, g])
-                rows.append(
-                    (
-                        customer,
-                        risk[i],
-                        rank,
-                        name,
-                        value,
-                        typical_value,
-                        risk_change,
-                        effects[i, g],
-                        zh,
-                        en,
-                    )
-                )
-        columns = [
-            "customer_id",
-            "churn_risk",
-            "rank",
-            "feature",
-            "value",
-            "typical",
-            "risk_change",
-            "log_odds_change",
-            "reason_zh",
-            "reason_en",
-        ]
-        return pd.DataFrame(rows, columns=columns)
+        typical = {name: self._typical(name) for name in names}
+        return reason_rows(
+            scored.frame, log_odds, effects, names, typical, top=top, min_effect=min_effect
+        )
 
     def reasons(
         self, warehouse: Warehouse, *, as_of: Cutoff, top: int = 3, min_effect: float = 0.1
@@ -393,9 +355,8 @@ class ChurnModel(Estimator):
         120 days").
         """
         self._check_fitted("reasons")
-        if not isinstance(top, int) or top < 1:
-            raise ConfigError(f"top must be a whole number >= 1; got {top!r}")
-        return self._reasons(self._features(warehouse, as_of), top, min_effect)
+        _check_top(top)
+        return self._reasons(self._scored(warehouse, as_of), top, min_effect)
 
     def early_warning(
         self,
@@ -415,29 +376,75 @@ class ChurnModel(Estimator):
         "；"); highest risk first.
         """
         self._check_fitted("early_warning")
-        frame = self._features(warehouse, as_of)
-        frame = frame[frame["recency_days"] <= active_within_days].reset_index(drop=True)
-        flags = warning_rules(frame, inactive_days=inactive_days, falling_ratio=falling_ratio)
+        scored = self._scored(warehouse, as_of)
+        return self._warn(scored, None, inactive_days, falling_ratio, min_risk, active_within_days)
+
+    def _warn(
+        self,
+        scored: _Scored,
+        why: pd.DataFrame | None,
+        inactive_days: int = 90,
+        falling_ratio: float = 0.5,
+        min_risk: float = 0.5,
+        active_within_days: int = 365,
+    ) -> pd.DataFrame:
+        """:meth:`early_warning` of ``scored``; ``why``: its customers' top-3 reasons, if known."""
+        active = scored.take((scored.frame["recency_days"] <= active_within_days).to_numpy())
+        flags = warning_rules(
+            active.frame, inactive_days=inactive_days, falling_ratio=falling_ratio
+        )
         rule_names = list(RULE_TEXT)
         hits = flags[rule_names].to_numpy()
-        risk = expit(self._log_odds(self._encode(frame)))
+        risk = expit(active.log_odds)
         keep = hits.any(axis=1) | (risk >= min_risk)
-        frame = frame[keep].reset_index(drop=True)
+        watched = active.take(keep)
         out = (
             flags[keep]
             .reset_index(drop=True)
             .assign(churn_risk=risk[keep], rules=hits[keep].sum(axis=1))
         )
-        texts = {r: " / ".join(RULE_TEXT[r]).format(days=inactive_days) for r in rule_names}
-        out["warnings"] = [
-            "；".join(texts[r] for r, hit in zip(rule_names, row, strict=True) if hit)
-            for row in hits[keep]
-        ]
-        why = self._reasons(frame, 3, 0.1)
-        text = (
-            (why["reason_zh"] + " / " + why["reason_en"]).groupby(why["customer_id"]).agg("；".join)
-        )
+        texts = [" / ".join(RULE_TEXT[r]).format(days=inactive_days) for r in rule_names]
+        out["warnings"] = flag_texts(hits[keep], texts, "；")
+        if why is None:
+            why = self._reasons(watched, WARNING_REASONS, WARNING_MIN_EFFECT)
+        text = join_texts(why, why["reason_zh"] + " / " + why["reason_en"], "；")
         out["reasons"] = out["customer_id"].map(text).fillna("")
         columns = ["customer_id", "churn_risk", *rule_names, "rules", "warnings", "reasons"]
         ordered = out[columns].sort_values(["churn_risk", "rules"], ascending=False, kind="stable")
         return ordered.reset_index(drop=True)
+
+
+def _check_top(top: Any) -> None:
+    if not isinstance(top, int) or top < 1:
+        raise ConfigError(f"top must be a whole number >= 1; got {top!r}")
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """Customers' features, model inputs and predicted log-odds, row for row."""
+
+    frame: pd.DataFrame
+    X: np.ndarray
+    log_odds: np.ndarray
+
+    def take(self, rows: np.ndarray) -> _Scored:
+        """The rows where the boolean ``rows`` is true (the frame renumbered from 0)."""
+        return _Scored(self.frame[rows].reset_index(drop=True), self.X[rows], self.log_odds[rows])
+
+    def risk(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "customer_id": self.frame["customer_id"].to_numpy(),
+                "churn_risk": expit(self.log_odds),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ChurnAssessment:
+    """What :meth:`ChurnModel.assess` returns: the frames of ``predict_proba``, ``reasons`` and
+    ``early_warning`` at one cutoff."""
+
+    risk: pd.DataFrame
+    reasons: pd.DataFrame
+    early_warning: pd.DataFrame

@@ -195,15 +195,15 @@ def _order_activity(tables: Tables, as_of: datetime | date) -> ir.Table:
 def _last_gap(tables: Tables, as_of: datetime | date) -> ir.Table:
     """Per customer: whole days between the last two purchases (absent with one purchase)."""
     tx = transactions(tables, as_of=as_of)
-    # order_id breaks ties between purchases at the same instant, so the result is deterministic
-    forward = ibis.window(group_by=tx.customer_id, order_by=[tx.order_time, tx.order_id])
+    # order_id breaks ties between purchases at the same instant, so the result is deterministic;
+    # newest first, the purchase before the last is the next row: one sort serves both
     backward = ibis.window(
         group_by=tx.customer_id, order_by=[ibis.desc(tx.order_time), ibis.desc(tx.order_id)]
     )
     ranked = tx.select(
         "customer_id",
         "order_time",
-        previous=tx.order_time.lag().over(forward),
+        previous=tx.order_time.lead().over(backward),
         rank=ibis.row_number().over(backward),
     )
     last = ranked.filter((ranked["rank"] == 0) & ranked.previous.notnull())

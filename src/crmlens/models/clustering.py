@@ -19,7 +19,11 @@ Algorithms and metrics:
   nearest-neighbour distances when not given, and unclustered customers get label ``-1`` (noise).
 
 When ``n_clusters`` is None (k-means and hierarchical), k is the one from 2 to 8 with the best
-silhouette score, computed on a seeded sample of at most :data:`SILHOUETTE_MAX_ROWS` customers.
+silhouette score, computed on a seeded sample of at most :data:`SILHOUETTE_MAX_ROWS` customers (the
+score compares every pair of customers, so its cost grows with the square of the rows). k-means
+fits the candidates on a seeded sample of at most :data:`KMEANS_SEARCH_MAX_ROWS` customers (ten
+starts each), then only the chosen k on every customer, starting from the sample's centres. Up to
+that many customers the candidates are fitted on everyone and the chosen fit is the result.
 Clusters are numbered by size, largest first.
 
 >>> import numpy as np, pandas as pd
@@ -57,10 +61,17 @@ Metric = Literal["euclidean", "manhattan", "cosine"]
 LOG_FEATURES = frozenset({"monetary", "frequency", "aov"})
 #: Candidate numbers of clusters when ``n_clusters`` is None.
 K_RANGE = range(2, 9)
-SILHOUETTE_MAX_ROWS = 20_000
+#: Silhouette scores (k search and the reported ``silhouette_``) use a sample of this many rows.
+SILHOUETTE_MAX_ROWS = 5_000
+#: k-means candidates for k are fitted on a sample of this many rows.
+KMEANS_SEARCH_MAX_ROWS = 50_000
 HIERARCHICAL_MAX_ROWS = 5_000
-#: k-means runs single-threaded below this many customers.
-PARALLEL_MIN_ROWS = 50_000
+#: DBSCAN's radius is the knee of the k-distances of a sample of this many rows.
+KNEE_MAX_ROWS = 20_000
+#: BLAS/OpenMP threads for k-means and silhouettes. One: the work is small once k is chosen on a
+#: sample (a million-row refit takes under a second), and on a busy 2-core host spinning OpenMP
+#: threads made a 50,000-row k-means ten times slower than one thread.
+THREADS = 1
 #: |mean z-score| of a cluster above which a feature is called high or low in its label.
 LABEL_Z = 0.5
 NOISE = -1
@@ -178,16 +189,18 @@ class CustomerClusters(Estimator):
             x, labels = x[take], labels[take]
         if len(np.unique(labels)) < 2:
             return float("nan")
-        return float(silhouette_score(x, labels, metric=self.metric))
+        with threadpool_limits(limits=THREADS):
+            return float(silhouette_score(x, labels, metric=self.metric))
 
-    def _best_k(self, labelling: dict[int, np.ndarray], x: np.ndarray, seed: int) -> np.ndarray:
-        """The labelling with the best silhouette; every k is scored on the same sample."""
+    def _best_k(self, labelling: dict[int, np.ndarray], x: np.ndarray, seed: int) -> int:
+        """The k whose labelling of ``x`` has the best silhouette; every k is scored on the same
+        sample."""
         for k, labels in labelling.items():
             self.silhouette_by_k_[k] = self._silhouette(x, labels, np.random.default_rng(seed))
         scored = {k: s for k, s in self.silhouette_by_k_.items() if np.isfinite(s)}
         if not scored:
             raise InsufficientDataError("no number of clusters from 2 to 8 gives distinct clusters")
-        return labelling[max(scored, key=lambda k: (scored[k], -k))]
+        return max(scored, key=lambda k: (scored[k], -k))
 
     def _candidate_ks(self, n_rows: int) -> list[int]:
         if self.n_clusters is not None:
@@ -195,17 +208,29 @@ class CustomerClusters(Estimator):
         return [k for k in K_RANGE if k < n_rows]
 
     def _kmeans(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        # OpenMP start-up costs more than it saves below tens of thousands of rows, and on a busy
-        # machine threads oversubscribe the cores (seconds per fit instead of milliseconds)
-        threads = 1 if len(x) < PARALLEL_MIN_ROWS else None
-        with threadpool_limits(limits=threads):
-            labelling = {
-                k: KMeans(n_clusters=k, n_init=10, random_state=self.random_state).fit_predict(x)
-                for k in self._candidate_ks(len(x))
+        """Labels of the best k (or the given one): candidates on a sample, the chosen on all."""
+        search = x
+        if len(x) > KMEANS_SEARCH_MAX_ROWS:
+            search = x[np.sort(rng.choice(len(x), KMEANS_SEARCH_MAX_ROWS, replace=False))]
+        with threadpool_limits(limits=THREADS):
+            fits = {
+                k: KMeans(n_clusters=k, n_init=10, random_state=self.random_state).fit(search)
+                for k in self._candidate_ks(len(search))
             }
         if self.n_clusters is not None:
-            return labelling[int(self.n_clusters)]
-        return self._best_k(labelling, x, int(rng.integers(2**31)))
+            k = int(self.n_clusters)
+        else:
+            k = self._best_k(
+                {k: f.labels_ for k, f in fits.items()}, search, int(rng.integers(2**31))
+            )
+        if search is x:
+            return fits[k].labels_
+        # the sample's best-of-ten centres are already near a good optimum for all rows: a single
+        # Lloyd run from them converges in a few passes, where ten random starts on a million
+        # rows would cost ten full fits
+        final = KMeans(k, init=fits[k].cluster_centers_, n_init=1, random_state=self.random_state)
+        with threadpool_limits(limits=THREADS):
+            return final.fit_predict(x)
 
     def _hierarchical(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         sample = (
@@ -226,7 +251,7 @@ class CustomerClusters(Estimator):
         if self.n_clusters is not None:
             chosen = labelling[int(self.n_clusters)]
         else:
-            chosen = self._best_k(labelling, x[sample], int(rng.integers(2**31)))
+            chosen = labelling[self._best_k(labelling, x[sample], int(rng.integers(2**31)))]
         if len(sample) == len(x):
             return chosen
         nearest = NearestNeighbors(n_neighbors=1, metric=self.metric).fit(x[sample])
@@ -245,8 +270,8 @@ class CustomerClusters(Estimator):
     def _knee_eps(self, x: np.ndarray, min_samples: int, rng: np.random.Generator) -> float:
         """The knee of the sorted k-distance curve (k = min_samples), on a seeded sample."""
         sample = x
-        if len(x) > SILHOUETTE_MAX_ROWS:
-            sample = x[rng.choice(len(x), SILHOUETTE_MAX_ROWS, replace=False)]
+        if len(x) > KNEE_MAX_ROWS:
+            sample = x[rng.choice(len(x), KNEE_MAX_ROWS, replace=False)]
         # the query point is its own first neighbour, as in DBSCAN's min_samples count
         nn = NearestNeighbors(n_neighbors=min_samples, metric=self.metric).fit(sample)
         kdist = np.sort(nn.kneighbors(sample)[0][:, -1])
@@ -306,11 +331,13 @@ def _checked(features: pd.DataFrame, names: list[str]) -> pd.DataFrame:
 def _by_size(labels: np.ndarray) -> np.ndarray:
     """Renumber clusters 0, 1, … by decreasing size (ties: first appearance); noise stays -1."""
     labels = np.asarray(labels)
-    kept = labels[labels != NOISE]
-    ids, first, counts = np.unique(kept, return_index=True, return_counts=True)
-    order = ids[np.lexsort((first, -counts))]
-    mapping = {old: new for new, old in enumerate(order)}
-    return np.array([mapping.get(label, NOISE) for label in labels], dtype=np.int64)
+    kept = labels != NOISE
+    ids, first, counts = np.unique(labels[kept], return_index=True, return_counts=True)
+    new_of = np.empty(len(ids), dtype=np.int64)  # new number of the cluster ids[i]
+    new_of[np.lexsort((first, -counts))] = np.arange(len(ids))
+    out = np.full(len(labels), NOISE, dtype=np.int64)
+    out[kept] = new_of[np.searchsorted(ids, labels[kept])]
+    return out
 
 
 def _label(z: pd.Series) -> tuple[str, str]:

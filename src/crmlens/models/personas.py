@@ -24,7 +24,7 @@ Definitions, all up to ``as_of`` (see :mod:`crmlens.models.features` for the tim
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import overload
@@ -93,9 +93,10 @@ class Persona:
 
 
 # -- expressions ------------------------------------------------------------------------------
-def _members(
-    tables: Tables, who: str | pd.Series | Sequence[str], as_of: date | datetime
-) -> ir.Table:
+Who = str | pd.Series | Sequence[str]
+
+
+def _members(tables: Tables, who: Who, as_of: date | datetime) -> ir.Table:
     """(customer_id, grp) for the population."""
     customers = signed_up(tables, as_of=as_of)
     if isinstance(who, str):
@@ -118,21 +119,64 @@ def _members(
     )
 
 
+def _member_frame(source: QuerySource, whos: Sequence[Who], as_of: date | datetime) -> pd.DataFrame:
+    """customer_id, g0, g1, …: each customer's group in each grouping, null outside its
+    population; one row per customer in any population.
+
+    Built in pandas (the Series groupings are there already) and handed to the queries as one
+    in-memory table, so they do not each rebuild it.
+    """
+    frame: pd.DataFrame | None = None
+    for i, who in enumerate(whos):
+        if isinstance(who, pd.Series):
+            ids, groups = who.index.astype(str), who.astype(str).to_numpy()
+            part = pd.DataFrame({"customer_id": ids.to_numpy(), "grp": groups})
+        else:
+            part = source.execute(_members(source.table, who, as_of))
+        part = part.rename(columns={"grp": f"g{i}"})
+        frame = part if frame is None else frame.merge(part, on="customer_id", how="outer")
+    if frame is None:
+        raise ConfigError("personas need at least one grouping")
+    # a grouping without members would be an all-null column of unknown type in the table
+    return frame.astype({c: "string" for c in frame.columns if c != "customer_id"})
+
+
 def _age(customers: ir.Table, day: date) -> ir.IntegerValue:
     birth = customers.birth_date
     before_birthday = (birth.month() * 100 + birth.day()) > (day.month * 100 + day.day)
     return day.year - birth.year() - before_birthday.cast("int64")
 
 
+#: Mix → (query of :func:`persona_expressions`, its key column). Departments and categories come
+#: from one pass over the order lines, channel, payment and hour from one over the orders.
+_MIXES = {
+    "gender": ("gender", "key"),
+    "age": ("age", "key"),
+    "region": ("region", "key"),
+    "city": ("city", "key"),
+    "department": ("lines", "department"),
+    "category": ("lines", "category"),
+    "channel": ("purchases", "channel"),
+    "payment": ("purchases", "payment"),
+    "hour": ("purchases", "hour"),
+}
+
+
 def persona_expressions(
     tables: Tables,
-    who: str | pd.Series | Sequence[str],
+    members: ir.Table,
     *,
     as_of: date | datetime,
     since: date | None = None,
 ) -> dict[str, ir.Table]:
-    """The Ibis expressions behind :func:`persona`: long tables of (grp, key, value) counts/sums."""
-    members = _members(tables, who, as_of)
+    """The Ibis expressions behind :func:`personas`: counts and sums by (g0, g1, …, keys), where
+    ``g<i>`` is a customer's group in grouping ``i`` (null outside its population; ``members``
+    holds them, as :func:`_member_frame` gives them).
+
+    Every figure of a persona is a count or a sum, so one pass over the orders serves every
+    grouping: each grouping's figures are these rows summed over the other groupings.
+    """
+    dims = [c for c in members.columns if c != "customer_id"]
     features = customer_features(tables, as_of=as_of, since=since)
     customers = tables("customers")
     orders = tables("orders")
@@ -142,32 +186,55 @@ def persona_expressions(
     orders = orders.filter(in_time & orders.customer_id.notnull())
     mine = orders.join(members, "customer_id")
     purchases = mine.filter(~is_refund(mine))
-    lines = tables("order_lines").join(mine.select("order_id", "grp"), "order_id")
+    lines = tables("order_lines").join(mine.select("order_id", *dims), "order_id")
     lines = lines.left_join(tables("products"), lines.sku == tables("products").sku)
     people = members.join(customers, "customer_id")
     value = features.join(members, "customer_id")
 
     def counts(t: ir.Table, key: ir.Value) -> ir.Table:
-        return t.group_by(["grp", key.name("key")]).aggregate(value=t.count())
-
-    def revenue(t: ir.Table, key: ir.Value) -> ir.Table:
-        return t.group_by(["grp", key.name("key")]).aggregate(value=t.amount.sum())
+        return t.group_by([*dims, key.name("key")]).aggregate(value=t.count())
 
     return {
-        "size": members.group_by("grp").aggregate(customers=members.count()),
-        "revenue": value.group_by("grp").aggregate(
+        "size": members.group_by(dims).aggregate(customers=members.count()),
+        "revenue": value.group_by(dims).aggregate(
             buyers=value.count(), revenue=value.monetary.sum()
         ),
         "gender": counts(people, people.gender),
         "age": counts(people, _age(people, as_of_day(as_of))),
         "region": counts(people, people.region),
         "city": counts(people, people.city),
-        "department": revenue(lines, lines.department),
-        "category": revenue(lines, lines.category),
-        "channel": counts(purchases, purchases.order_channel),
-        "payment": counts(purchases, purchases.payment_method),
-        "hour": counts(purchases, purchases.order_time.hour()),
+        "lines": lines.group_by([*dims, "department", "category"]).aggregate(
+            value=lines.amount.sum()
+        ),
+        "purchases": purchases.group_by(
+            [
+                *dims,
+                purchases.order_channel.name("channel"),
+                purchases.payment_method.name("payment"),
+                purchases.order_time.hour().name("hour"),
+            ]
+        ).aggregate(value=purchases.count()),
     }
+
+
+def _grouping(
+    results: dict[str, pd.DataFrame], dim: str, dims: Sequence[str]
+) -> dict[str, pd.DataFrame]:
+    """The figures of grouping ``dim``, summed over the other groupings: ``size`` and ``revenue``
+    by ``grp``, and every mix of :data:`_MIXES` as long (grp, key, value) rows."""
+    mine = {name: frame[frame[dim].notna()] for name, frame in results.items()}
+    out = {}
+    for name in ("size", "revenue"):
+        part = mine[name]
+        values = [c for c in part.columns if c not in dims]
+        out[name] = part.groupby(dim, sort=False)[values].sum().rename_axis("grp").reset_index()
+    for name, (query, key) in _MIXES.items():
+        part = mine[query]
+        # dropna=False keeps a missing key as a row, as the database's GROUP BY does (the mixes
+        # leave it out later)
+        summed = part.groupby([dim, key], dropna=False, sort=False)["value"].sum()
+        out[name] = summed.rename_axis(["grp", "key"]).reset_index()
+    return out
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -284,6 +351,30 @@ def _ordered(groups: pd.Index) -> list[str]:
     return known + sorted(n for n in names if n not in TIER_ORDER)
 
 
+def personas(
+    source: QuerySource,
+    groupings: Mapping[str, Who],
+    *,
+    as_of: date | datetime,
+    since: date | None = None,
+    top: int = 5,
+) -> dict[str, dict[str, Persona]]:
+    """The personas of several groupings at once: grouping name → group → :class:`Persona`.
+
+    Each grouping is a ``who`` of :func:`persona` (a ``customers`` column, a Series from customer
+    id to group, or a list of ids: groups ``selected`` and ``others``); the result equals one :func:`persona` call per grouping, but the
+    orders and lines are read once for all of them.
+    """
+    members = ibis.memtable(_member_frame(source, list(groupings.values()), as_of))
+    expressions = persona_expressions(source.table, members, as_of=as_of, since=since)
+    results = {name: source.execute(expr) for name, expr in expressions.items()}
+    dims = [f"g{i}" for i in range(len(groupings))]
+    return {
+        name: _personas(_grouping(results, dim, dims), top)
+        for name, dim in zip(groupings, dims, strict=True)
+    }
+
+
 @overload
 def persona(
     source: QuerySource,
@@ -304,7 +395,7 @@ def persona(
 ) -> dict[str, Persona]: ...
 def persona(
     source: QuerySource,
-    who: str | pd.Series | Sequence[str],
+    who: Who,
     *,
     as_of: date | datetime,
     since: date | None = None,
@@ -317,10 +408,9 @@ def persona(
     ``segment``, a cluster label), giving one :class:`Persona` per group in a dict (tiers in
     :data:`TIER_ORDER`, then alphabetical); or a list of customer ids, giving their single
     :class:`Persona`. ``top`` limits the region, city, department, category and hour mixes.
+    For several groupings, :func:`personas` reads the data once.
     """
-    expressions = persona_expressions(source.table, who, as_of=as_of, since=since)
-    results = {name: source.execute(expr) for name, expr in expressions.items()}
-    found = _personas(results, top)
+    found = personas(source, {"who": who}, as_of=as_of, since=since, top=top)["who"]
     if isinstance(who, str | pd.Series):
         return found
     if SELECTED not in found:
