@@ -25,8 +25,9 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test system-test-deps
 
 # Debian packages the tests need, installed with apt-get when running as root (CI, fresh machines).
-# Java for the Spark parity tests (PySpark 4 needs Java 17+)
-TEST_APT_PACKAGES ?= openjdk-17-jre-headless
+# Java for the Spark parity tests (PySpark 4 needs Java 17+), Chromium for the browser tests,
+# PostgreSQL for the database-source tests (the fixtures start their own server on loopback)
+TEST_APT_PACKAGES ?= openjdk-17-jre-headless chromium postgresql
 system-test-deps:
 	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
