@@ -7,7 +7,8 @@ where there is one, say what was expected and what was found, so the CLI can pri
     ├── ConfigError            bad option, unknown table/metric/column name
     ├── SchemaError            data does not fit the canonical schema
     ├── WarehouseError         the warehouse cannot be opened, migrated or written
-    │   └── LoadError          a load failed and was rolled back
+    │   ├── LoadError          a load failed and was rolled back
+    │   └── NotBuiltError      the model tables are empty: `crmlens build` has not run
     ├── SourceError            an input file or database cannot be read
     │   └── EncodingError      the text encoding cannot be determined or decoded
     └── ModelError             a model cannot be fitted or used
@@ -38,6 +39,10 @@ class WarehouseError(CrmlensError):
 
 class LoadError(WarehouseError):
     """A load failed; the warehouse was left as it was before the load."""
+
+
+class NotBuiltError(WarehouseError):
+    """The customer models' tables are empty or missing: run ``crmlens build`` first."""
 
 
 class SourceError(CrmlensError):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from crmlens.errors import ConfigError
 from crmlens.warehouse import Warehouse
 from crmlens.warehouse.loading import (
     ColumnSpec,
+    Reference,
     RowRule,
     SourceResult,
     SourceRows,
@@ -23,7 +26,10 @@ from crmlens.warehouse.loading import (
     anon_salt,
     load_source,
     parse_sql,
+    run,
 )
+from crmlens.warehouse.loading.plan import CheckPlan
+from crmlens.warehouse.loading.values import READ_TYPES
 
 NOW = datetime(2024, 1, 1)
 
@@ -257,3 +263,138 @@ def test_a_mapping_naming_a_missing_header_is_refused(tmp_path: Path, wh: Wareho
     rows = csv_rows(tmp_path / "m.csv", "card,tier\nM1,普通\n")
     with pytest.raises(ConfigError, match=r"m\.csv: mapping uses columns \['signup', 'updated'\]"):
         load(wh, rows, MEMBERS)
+
+
+# -- typed reads: the CSV reader parses plain values itself, with the same result as the text parse
+READER_CASES = {
+    "TIMESTAMP": [
+        "2019-03-05 10:21:00", "2019-03-05", " 2019-03-05 10:21:00 ", "2019-03-05T10:21:00",
+        "2019-03-05 10:21", "2019-3-5", "2019-03-05 10:21:00.123456", "2019-03-05 10:21:00+08",
+        "2019/03/05", "20190305", "2019-02-29", "2019-03-05 24:00:00", "infinity", "epoch",
+        "2019-03-05 10:21:00 AM", "2019-03-05\t", "2019年3月5日",
+    ],
+    "DOUBLE": [
+        "1.5", "-30.00", " 12.5 ", "1e3", "nan", "inf", "+5", ".5", "5.", "1_000", "1,234.50",
+        "0x10", "1e400", "-0", "00012", "1d", "12 5", "  ", "e5",
+    ],
+    "BOOLEAN": ["true", "FALSE", "t", "F", "yes", "No", "y", "N", "1", "0", "on", " true", "是"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("read_type", sorted(READER_CASES))
+def test_the_csv_reader_takes_a_subset_of_the_text_parse_with_the_same_values(
+    tmp_path: Path, read_type: str
+) -> None:
+    """What typed reads rest on: every value the reader casts, parse_sql parses to the same."""
+    values = READER_CASES[read_type]
+    path = tmp_path / "v.csv"
+    path.write_text("v\n" + "".join(f'"{v}"\n' for v in values), encoding="utf-8")
+    kind = {kind for kind, t in READ_TYPES.items() if t == read_type and kind != "date"}.pop()
+    con = duckdb.connect()
+    typed = con.execute(
+        f"SELECT v FROM read_csv('{path}', header = true, auto_detect = false, "
+        f"columns = {{'v': '{read_type}'}}, store_rejects = true)"
+    ).fetchall()
+    rejected = {line for (line,) in con.execute("SELECT line FROM reject_errors").fetchall()}
+    accepted = [v for line, v in enumerate(values, start=2) if line not in rejected]
+    assert accepted and len(accepted) < len(values)  # the cases cover both outcomes
+    for value, (got,) in zip(accepted, typed, strict=True):
+        assert got == parsed(kind, value) or (got != got and parsed(kind, value) != parsed(kind, value)), value  # fmt: skip
+
+
+HISTORY = TableMapping(
+    table="lead_stage_history",
+    columns=tuple(ColumnSpec(h, h) for h in ("lead_id", "stage", "entered_at")),
+    references=(Reference("lead_id", "leads", "lead_id", "unknown_lead"),),
+)
+
+
+def history_rows(tmp_path: Path, n: int, odd: dict[int, str] | None = None) -> SourceRows:
+    """``n`` stage changes of leads L0…, a two-line stage every 97th; ``odd`` replaces rows."""
+    lines = ["lead_id,stage,entered_at"]
+    for i in range(n):
+        stage = '"won\nlate"' if i % 97 == 5 else "won"
+        lines.append((odd or {}).get(i, f"L{i},{stage},2021-03-{1 + i % 28:02d} 10:00:00"))
+    return csv_rows(tmp_path / "h.csv", "\n".join(lines) + "\n")
+
+
+def source_lines(rows: SourceRows) -> list[str]:
+    """The physical lines of a CSV source, line 1 first."""
+    assert rows.csv_path is not None
+    return rows.csv_path.read_text(encoding="utf-8").split("\n")
+
+
+@pytest.mark.parametrize("bad_value", [False, True], ids=["typed-read", "bad-value-after-sample"])
+def test_typed_reads_keep_line_numbers_and_values(
+    tmp_path: Path, wh: Warehouse, monkeypatch: pytest.MonkeyPatch, bad_value: bool
+) -> None:
+    """Clean rows load from a typed read; a value it rejects makes it read the file as text."""
+    monkeypatch.setattr(run, "SAMPLE_ROWS", 3)
+    wh.raw.execute("INSERT INTO leads (lead_id) SELECT 'L' || i FROM range(0, 300, 2) t(i)")
+    rows = history_rows(tmp_path, 300, {250: "L250,won,#N/A"} if bad_value else None)
+    with wh.transaction() as con:
+        plan = CheckPlan(rows, HISTORY, "s4lt")
+        assert run.read_types_for(con, plan) == {"entered_at": "TIMESTAMP"}
+    result = load(wh, rows, HISTORY)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (300, 150, 150)
+    assert result.rejected_by_rule == {"unknown_lead": 150}  # the odd leads
+    assert result.cleared_by_rule == ({"bad_timestamp": 1} if bad_value else {})
+    lines = source_lines(rows)
+    records = wh.raw.execute("SELECT line_no, original_value FROM quarantine").fetchall()
+    assert all(original in lines[line_no - 1].split(",") for line_no, original in records)
+    got = wh.raw.execute("SELECT entered_at FROM lead_stage_history WHERE lead_id = 'L250'")
+    assert got.fetchall() == [(None if bad_value else datetime(2021, 3, 27, 10),)]
+
+
+def test_a_row_needing_its_text_after_the_sample_is_read_again_as_text(
+    tmp_path: Path, wh: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quarantine keeps the value as written ('-30.00', not the typed -30.0)."""
+    monkeypatch.setattr(run, "SAMPLE_ROWS", 3)
+    text = "id,amount,at\n" + "".join(f"R{i},{i}.50,2021-01-01\n" for i in range(10))
+    rows = csv_rows(tmp_path / "o.csv", text.replace("R7,7.50", "R7,-30.00"))
+    mapping = TableMapping(
+        table="orders",
+        columns=(
+            ColumnSpec("order_id", "id"),
+            ColumnSpec("amount", "amount"),
+            ColumnSpec("order_time", "at"),
+        ),
+        rules=(RowRule("negative", "amount", "amount < 0"),),
+    )
+    with wh.transaction() as con:
+        assert run.read_types_for(con, CheckPlan(rows, mapping, "s4lt")) == {
+            "amount": "DOUBLE", "at": "TIMESTAMP",
+        }  # fmt: skip
+    result = load(wh, rows, mapping)
+    assert (result.rows_loaded, result.rejected_by_rule) == (9, {"negative": 1})
+    row = wh.raw.execute("SELECT line_no, original_value, row_json FROM quarantine").fetchone()
+    assert row is not None and row[:2] == (9, "-30.00")
+    assert json.loads(row[2]) == {"id": "R7", "amount": "-30.00", "at": "2021-01-01"}
+
+
+@pytest.mark.parametrize(
+    ("keys", "merged"),
+    [
+        (["K1", "K2", "K3", "K4", "K2", "K5"], 1),  # sorted but for one duplicate far behind
+        (["K5", "K4", "K3", "K2", "K1"], 0),  # not sorted, all distinct
+        (["K1", "K2", "K3"], 0),
+    ],
+)
+def test_duplicates_are_found_in_any_order(
+    tmp_path: Path, wh: Warehouse, keys: list[str], merged: int
+) -> None:
+    text = "card,tier,signup,updated\n" + "".join(f"{k},普通,2019-01-01,\n" for k in keys)
+    result = load(wh, csv_rows(tmp_path / "m.csv", text), MEMBERS)
+    assert (result.rows_loaded, result.rows_merged) == (len(set(keys)), merged)
+
+
+def test_a_rule_that_would_make_duckdb_join_is_refused(tmp_path: Path, wh: Warehouse) -> None:
+    """A join in the scan may reorder the rows, and their order gives the line numbers."""
+    rows = csv_rows(tmp_path / "m.csv", "card,tier,signup,updated\nM1,普通,2019-01-01,\n")
+    tiers = "('a', 'b', 'c', 'd', 'e', 'f')"
+    rule = RowRule("odd_tier", "member_tier", f"member_tier IN {tiers}")
+    with pytest.raises(ConfigError, match="list_contains"):
+        load(wh, rows, replace(MEMBERS, rules=(rule,)))
+    rule = RowRule("odd_tier", "member_tier", f"list_contains([{tiers[1:-1]}], member_tier)")
+    assert load(wh, rows, replace(MEMBERS, rules=(rule,))).rows_loaded == 1

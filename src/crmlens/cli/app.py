@@ -11,11 +11,16 @@ import typer
 from rich.table import Table
 
 from crmlens import __version__
+from crmlens.cli.identity_cmd import identity_app
+from crmlens.cli.ingest_cmd import ingest
 from crmlens.cli.kpi import kpi
 from crmlens.cli.models_cmd import build, churn, clv, segment
 from crmlens.cli.options import QuietOption, WarehouseOption
 from crmlens.cli.progress import make_console, progress_bars
+from crmlens.cli.quality_cmd import quality
+from crmlens.cli.quarantine_cmd import quarantine
 from crmlens.cli.report import report
+from crmlens.cli.serve import DEFAULT_HOST, DEFAULT_PORT, run_server, serve
 from crmlens.errors import CrmlensError
 
 app = typer.Typer(
@@ -89,6 +94,10 @@ def _print_load_report(report: Any) -> None:
     console.print(table)
     verdict = "[green]balanced[/]" if report.balanced else "[red]NOT balanced[/]"
     console.print(f"Row accounting: {verdict}")
+    if report.identity is not None:
+        from crmlens.ingest.identity import format_counts
+
+        console.print(format_counts(report.identity), highlight=False)
 
 
 def _generate(customers: int, seed: int, out: Path, quiet: bool) -> dict[str, Any]:
@@ -149,12 +158,18 @@ def demo(
     out: Annotated[Path, typer.Option(help="Where to write the exports.")] = Path("demo-data"),
     warehouse: WarehouseOption = None,
     quiet: QuietOption = False,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the dashboard at the end.")
+    ] = True,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Dashboard port.")] = DEFAULT_PORT,
 ) -> None:
-    """Generate the demo company, load it, build the customer models and print a KPI summary."""
+    """Generate the demo company, load it, build the models, print the KPIs, serve the dashboard."""
     _generate(customers, seed, out, quiet)
     _load(out, warehouse, quiet)
     build(as_of=None, warehouse=warehouse, quiet=quiet)
     _print_kpis(_summary(warehouse))
+    if serve_after:
+        run_server(warehouse, DEFAULT_HOST, port, console)
 
 
 @app.command()
@@ -205,11 +220,16 @@ def docs(
 
 
 app.command()(kpi)
+app.command()(ingest)
 app.command()(report)
 app.command()(build)
 app.command()(segment)
 app.command()(clv)
 app.command()(churn)
+app.add_typer(identity_app, name="identity")
+app.command()(serve)
+app.command()(quality)
+app.command()(quarantine)
 
 
 def main() -> None:

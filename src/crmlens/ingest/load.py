@@ -1,8 +1,10 @@
-"""Load an export folder into the warehouse, all or nothing, with row accounting.
+"""Load sources into the warehouse, all or nothing, with row accounting.
 
-Every source of a load is read, cleaned and upserted inside one warehouse transaction together with
-its ``quarantine`` records and the ``load_log`` rows: a failure anywhere leaves the warehouse
-exactly as it was and raises :class:`~crmlens.errors.LoadError` naming the file.
+Every source of a load is read (or comes already read, as :class:`Prepared` rows: ``crmlens
+ingest`` reads and cleans its input first), then cleaned and upserted inside one warehouse
+transaction together with its ``quarantine`` records and the ``load_log`` rows; identity
+resolution then ties the new records to customers. A failure anywhere leaves the warehouse exactly
+as it was and raises :class:`~crmlens.errors.LoadError` naming the file.
 """
 
 from __future__ import annotations
@@ -19,14 +21,31 @@ import duckdb
 
 from crmlens.errors import CrmlensError, LoadError
 from crmlens.ingest.demo_sources import DEMO_SOURCES
+from crmlens.ingest.identity import resolve_identities
 from crmlens.ingest.readers import ExportReader
 from crmlens.ingest.spec import SourceSpec
 from crmlens.warehouse import Warehouse
-from crmlens.warehouse.loading import SourceResult, anon_salt, load_source, write_load_log
+from crmlens.warehouse.identity_store import ResolutionCounts
+from crmlens.warehouse.loading import (
+    SourceResult,
+    SourceRows,
+    TableMapping,
+    anon_salt,
+    load_source,
+    write_load_log,
+)
 
 #: ``progress(step, done, total)``: called before each source and once when all are committed.
 Progress = Callable[[str, int, int], None]
 PROGRESS_STEP = "load"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A source already read: its rows and their mapping onto one table."""
+
+    rows: SourceRows
+    mapping: TableMapping
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,8 @@ class LoadReport:
     load_id: str
     sources: tuple[SourceResult, ...]
     seconds: float
+    #: What identity resolution did after the sources were written (see crmlens.ingest.identity).
+    identity: ResolutionCounts | None = None
 
     @property
     def balanced(self) -> bool:
@@ -64,41 +85,50 @@ def load_demo_export(
 
 def load_sources(
     warehouse: Warehouse,
-    export_dir: Path,
-    specs: Sequence[SourceSpec],
+    export_dir: Path | None,
+    specs: Sequence[SourceSpec | Prepared],
     *,
     progress: Progress | None = None,
 ) -> LoadReport:
-    """Load ``specs`` (in order: referenced tables first) from ``export_dir``, all or nothing."""
-    export_dir = Path(export_dir)
+    """Load ``specs`` (in order: referenced tables first), all or nothing.
+
+    A :class:`SourceSpec` is read from ``export_dir`` (or a database) during the load; a
+    :class:`Prepared` source is loaded as it is (``export_dir`` may then be None).
+    """
+    folder = Path(export_dir) if export_dir is not None else Path.cwd()
     started, clock = datetime.now(), time.perf_counter()
     load_id = f"{started:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     results: list[SourceResult] = []
-    current: SourceSpec | None = None
+    current: SourceSpec | Prepared | None = None
     try:
         with (
             tempfile.TemporaryDirectory(prefix="crmlens-load-") as tmp,
             warehouse.transaction() as con,
         ):
-            reader = ExportReader(export_dir, Path(tmp))
+            reader = ExportReader(folder, Path(tmp))
             salt = anon_salt(con)
             for done, current in enumerate(specs):
                 if progress:
                     progress(PROGRESS_STEP, done, len(specs))
-                rows = reader.read(current)
+                if isinstance(current, Prepared):
+                    rows, mapping = current.rows, current.mapping
+                else:
+                    rows, mapping = reader.read(current), current
                 results.append(
-                    load_source(con, rows, current, load_id=load_id, loaded_at=started, salt=salt)
+                    load_source(con, rows, mapping, load_id=load_id, loaded_at=started, salt=salt)
                 )
             current = None
             write_load_log(con, load_id, results)
+            # ties records carrying only a phone or e-mail to a customer (D4)
+            identity = resolve_identities(con, load_id=load_id, resolved_at=started)
     except (CrmlensError, duckdb.Error) as exc:
-        raise LoadError(_failure(exc, export_dir, current)) from exc
+        raise LoadError(_failure(exc, folder, current)) from exc
     if progress:
         progress(PROGRESS_STEP, len(specs), len(specs))
-    return LoadReport(load_id, tuple(results), time.perf_counter() - clock)
+    return LoadReport(load_id, tuple(results), time.perf_counter() - clock, identity)
 
 
-def _failure(exc: Exception, export_dir: Path, spec: SourceSpec | None) -> str:
+def _failure(exc: Exception, export_dir: Path, spec: SourceSpec | Prepared | None) -> str:
     """One line naming the file (when the failure is a file's) and saying nothing was loaded."""
     # DuckDB's CSV errors run over many lines: keep what and where, drop the suggested options
     lines = []
@@ -107,7 +137,11 @@ def _failure(exc: Exception, export_dir: Path, spec: SourceSpec | None) -> str:
             break
         lines.append(line.strip())
     message = "; ".join(lines) or type(exc).__name__
-    if spec is not None and spec.path not in message:
-        where = export_dir.joinpath(*spec.path.split("/"))
+    if isinstance(spec, Prepared) and spec.rows.label not in message:
+        message = f"{spec.rows.label} (table {spec.mapping.table}): {message}"
+    elif isinstance(spec, SourceSpec) and spec.path not in message:
+        where = (
+            spec.path if spec.format == "postgres" else export_dir.joinpath(*spec.path.split("/"))
+        )
         message = f"{where} (table {spec.table}): {message}"
     return f"load failed, the warehouse is unchanged: {message}"

@@ -1,84 +1,66 @@
-"""Readers: turn a source file into :class:`~crmlens.warehouse.loading.SourceRows`.
+"""Readers: turn a source (a file, or a PostgreSQL table or query) into
+:class:`~crmlens.warehouse.loading.SourceRows`.
 
-UTF-8 CSV files (with or without a byte-order mark) go to DuckDB's ``read_csv`` untouched. Other
-encodings are transcoded, streaming in chunks, to a temporary UTF-8 copy first, because DuckDB reads
-only UTF-8 and Latin-1 without downloading an extension. Excel sheets are read with
-``python-calamine`` into an Arrow table of strings that keeps each row's sheet row number.
+How each format is read, memory bounded in every case but Excel:
+
+- **CSV/TSV** with a one-character delimiter and a header line: DuckDB's ``read_csv`` reads the
+  file itself. UTF-8 files (with or without a byte-order mark) are only checked, strictly; other
+  encodings are transcoded, a chunk at a time, to a UTF-8 copy in the work folder, because DuckDB
+  reads only UTF-8 and Latin-1 without downloading an extension.
+- **whitespace-separated** or **header-less** text, **JSON lines**, **Parquet** and **PostgreSQL**:
+  read in batches of text, spooled to an Arrow file in the work folder and memory-mapped
+  (:mod:`crmlens.ingest.formats`, :mod:`crmlens.ingest.postgres`).
+- **Excel** (.xlsx, .xls, …): one sheet read with ``python-calamine`` into an Arrow table of
+  strings that keeps each row's sheet row number (a sheet holds at most about a million rows).
+
+Encodings are detected or checked by :mod:`crmlens.ingest.encoding`: decoding is strict and garbled
+text is refused, so mojibake never reaches the warehouse.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import mmap
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from charset_normalizer import from_bytes
 from python_calamine import CalamineWorkbook
 
 from crmlens.errors import EncodingError, SourceError
-from crmlens.ingest.spec import SourceSpec
+from crmlens.ingest.encoding import (
+    UTF8,
+    canonical_encoding,
+    detect_encoding,
+    resolve,
+    transcode,
+    validate,
+)
+from crmlens.ingest.formats import (
+    cell_text,
+    jsonl_batches,
+    jsonl_headers,
+    parquet_batches,
+    parquet_headers,
+    spool,
+    text_batches,
+    text_headers,
+)
+from crmlens.ingest.postgres import postgres_source
+from crmlens.ingest.spec import WHITESPACE, Format, SourceSpec
 from crmlens.warehouse.loading import SourceRows
 
-_CHUNK = 1 << 20  # bytes per read when transcoding: memory stays bounded whatever the file size
-_UTF8 = ("utf-8", "utf-8-sig")
-# GBK and GB2312 files are decoded as GB18030, their superset, so a stray newer character passes
-_SUPERSETS = {"gbk": "gb18030", "gb2312": "gb18030"}
-
-
-def canonical_encoding(name: str) -> str:
-    """The Python codec name, with GBK and GB2312 widened to GB18030.
-
-    >>> canonical_encoding("GBK"), canonical_encoding("utf8")
-    ('gb18030', 'utf-8')
-    """
-    codec = codecs.lookup(name).name
-    return _SUPERSETS.get(codec, codec)
-
-
-def detect_encoding(path: Path, sample_bytes: int = 1 << 20) -> str:
-    """The encoding of a text file, guessed by ``charset_normalizer`` from its first megabyte."""
-    with path.open("rb") as fh:
-        sample = fh.read(sample_bytes)
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    best = from_bytes(sample).best()
-    if best is None:
-        raise EncodingError("cannot determine the text encoding; declare it in the spec", path=path)
-    return canonical_encoding(best.encoding)
-
-
-def transcode(src: Path, dst: Path, encoding: str, *, chunk_size: int = _CHUNK) -> None:
-    """Copy ``src`` in ``encoding`` to ``dst`` in UTF-8, a chunk at a time; line ends are kept.
-
-    Raises :class:`EncodingError` naming the line of the first byte that is not valid ``encoding``.
-    """
-    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    line = 1
-    with src.open("rb") as fin, dst.open("w", encoding="utf-8", newline="") as fout:
-        while chunk := fin.read(chunk_size):
-            try:
-                fout.write(decoder.decode(chunk))
-            except UnicodeDecodeError as exc:
-                # "\n" is never part of a multi-byte GBK/GB18030/Big5 character: counting is safe
-                at = line + chunk.count(b"\n", 0, max(exc.start, 0))
-                bad = exc.object[exc.start : exc.start + 4]
-                raise EncodingError(
-                    f"expected {encoding}, found bytes {bad!r} that are not valid {encoding}",
-                    path=src,
-                    row=at,
-                ) from exc
-            line += chunk.count(b"\n")
-        try:
-            fout.write(decoder.decode(b"", final=True))
-        except UnicodeDecodeError as exc:
-            raise EncodingError(
-                f"expected {encoding}, the file ends inside a character", path=src, row=line
-            ) from exc
+__all__ = [
+    "ExportReader",
+    "canonical_encoding",
+    "detect_encoding",
+    "duckdb_reads",
+    "read_batches",
+    "read_sheet",
+    "read_source",
+    "transcode",
+]
 
 
 def _csv_headers(path: Path, delimiter: str, header_row: int) -> tuple[str, ...]:
@@ -103,30 +85,32 @@ def _has_quote(path: Path) -> bool:
         return mm.find(b'"') >= 0
 
 
-def _check_headers(spec: SourceSpec, path: Path, headers: tuple[str, ...]) -> None:
+def _check_headers(spec: SourceSpec, where: Path | str, headers: tuple[str, ...]) -> None:
     dupes = sorted({h for h in headers if headers.count(h) > 1})
+    row = spec.header_row if spec.format in ("csv", "tsv", "excel") else None
     if dupes:
-        raise SourceError(f"duplicate columns {dupes}", path=path, row=spec.header_row)
+        raise SourceError(f"duplicate columns {dupes}", path=where, row=row)
     missing = [h for h in spec.source_headers if h not in headers]
     if missing:
         raise SourceError(
             f"expected columns {missing} (for table {spec.table}), found {list(headers)}",
-            path=path,
-            row=spec.header_row,
+            path=where,
+            row=row,
         )
 
 
 class ExportReader:
-    """Reads the sources of one export folder, using ``workdir`` for transcoded copies.
+    """Reads the sources of one export folder, using ``workdir`` for transcoded and spooled copies.
 
-    Reads each file once: two specs over one file (the survey's responses and scores) share it.
+    Reads each source once: two specs reading one file the same way (the survey's responses and
+    scores) share its rows.
     """
 
     def __init__(self, export_dir: Path, workdir: Path) -> None:
-        self.export_dir = export_dir
-        self.workdir = workdir
-        self._csv: dict[tuple[str, str], Path] = {}
-        self._sheets: dict[tuple[str, str | None, int], tuple[tuple[str, ...], pa.Table]] = {}
+        self.export_dir = Path(export_dir)
+        self.workdir = Path(workdir)
+        self._cache: dict[tuple[Any, ...], SourceRows] = {}
+        self._copies = 0
 
     def path(self, spec: SourceSpec) -> Path:
         """The file of ``spec``; :class:`SourceError` if it is missing."""
@@ -136,42 +120,112 @@ class ExportReader:
         return path
 
     def read(self, spec: SourceSpec) -> SourceRows:
-        """The rows of ``spec``'s file, ready for :func:`crmlens.warehouse.loading.load_source`."""
+        """The rows of ``spec``'s source, ready for :func:`crmlens.warehouse.loading.load_source`."""
+        key = (
+            spec.path, spec.format, spec.encoding, spec.delimiter, spec.sheet, spec.header_row,
+            spec.dsn, spec.source_table, spec.query,
+        )  # fmt: skip
+        if key not in self._cache:
+            self._cache[key] = self._read(spec)
+        rows = self._cache[key]
+        where = spec.path if spec.format == "postgres" else self.path(spec)
+        _check_headers(spec, where, rows.headers)
+        return rows
+
+    def _read(self, spec: SourceSpec) -> SourceRows:
+        if spec.format == "postgres":
+            assert spec.dsn is not None  # SourceSpec checks a postgres source has one
+            headers, batches = postgres_source(
+                spec.dsn,
+                table=spec.source_table,
+                query=spec.query,
+                label=spec.path,
+                scratch=self._scratch("pg", ".csv"),
+            )
+            return self._spooled(spec, headers, batches)
         path = self.path(spec)
-        if spec.format == "excel":
-            headers, arrow = self._sheet(spec, path)
-            _check_headers(spec, path, headers)
-            return SourceRows(spec.path, headers, arrow=arrow)
-        utf8 = self._utf8_copy(spec, path)
-        headers = _csv_headers(utf8, spec.delimiter, spec.header_row)
-        _check_headers(spec, path, headers)
+        if not duckdb_reads(spec.format, spec.delimiter, spec.header_row):
+            headers, batches = read_batches(
+                path,
+                spec.format,
+                encoding=spec.encoding,
+                delimiter=spec.delimiter,
+                header_row=spec.header_row,
+                sheet=spec.sheet,
+            )
+            return self._spooled(spec, headers, batches)
+        utf8 = self._utf8_copy(path, resolve(path, spec.encoding))
         return SourceRows(
             spec.path,
-            headers,
+            _csv_headers(utf8, spec.delimiter, spec.header_row),
             csv_path=utf8,
             delimiter=spec.delimiter,
             header_line=spec.header_row,
             may_span_lines=_has_quote(utf8),
         )
 
-    def _utf8_copy(self, spec: SourceSpec, path: Path) -> Path:
-        """``path`` itself if it is UTF-8, else a transcoded copy (made once per encoding)."""
-        encoding = detect_encoding(path) if spec.encoding == "auto" else spec.encoding
-        encoding = canonical_encoding(encoding)
-        if encoding in _UTF8 or encoding == "ascii":  # DuckDB skips a byte-order mark itself
-            return path
-        key = (spec.path, encoding)
-        if key not in self._csv:
-            out = self.workdir / f"{len(self._csv):03d}-{path.name}"
-            transcode(path, out, encoding)
-            self._csv[key] = out
-        return self._csv[key]
+    def _scratch(self, stem: str, suffix: str) -> Path:
+        """A new file name in the work folder."""
+        self._copies += 1
+        return self.workdir / f"{self._copies:03d}-{stem}{suffix}"
 
-    def _sheet(self, spec: SourceSpec, path: Path) -> tuple[tuple[str, ...], pa.Table]:
-        key = (spec.path, spec.sheet, spec.header_row)
-        if key not in self._sheets:
-            self._sheets[key] = read_sheet(path, spec.sheet, spec.header_row)
-        return self._sheets[key]
+    def _spooled(
+        self, spec: SourceSpec, headers: tuple[str, ...], batches: Iterator[pa.RecordBatch]
+    ) -> SourceRows:
+        dst = self._scratch(Path(spec.path).name or "source", ".arrow")
+        return SourceRows(spec.path, headers, arrow=spool(batches, headers, dst, spec.path))
+
+    def _utf8_copy(self, path: Path, encoding: str) -> Path:
+        """``path`` itself if it is valid UTF-8, else a transcoded copy."""
+        if encoding in UTF8:  # DuckDB skips a byte-order mark itself
+            validate(path, "utf-8" if encoding == "ascii" else encoding)
+            return path
+        out = self._scratch(path.stem, path.suffix)
+        transcode(path, out, encoding)
+        return out
+
+
+def duckdb_reads(format: str, delimiter: str, header_row: int) -> bool:
+    """Whether DuckDB's ``read_csv`` reads the file itself: delimited text with a header line."""
+    return format in ("csv", "tsv") and delimiter != WHITESPACE and header_row > 0
+
+
+def read_batches(
+    path: Path,
+    format: Format,
+    *,
+    encoding: str = "auto",
+    delimiter: str = ",",
+    header_row: int = 1,
+    sheet: str | None = None,
+) -> tuple[tuple[str, ...], Iterator[pa.RecordBatch]]:
+    """The headers and text batches (values as text, plus ``__line``) of a file of any format.
+
+    Text is decoded strictly in the encoding given (checked for garbling) or detected (``auto``);
+    the batches come one at a time, so memory stays bounded by a batch (a sheet, for Excel).
+    """
+    if format == "excel":
+        headers, arrow = read_sheet(path, sheet, header_row)
+        return headers, iter(arrow.to_batches())
+    if format == "parquet":
+        return parquet_headers(path), (batch for _, batch in parquet_batches(path))
+    if format == "postgres":
+        raise SourceError("a postgres source is a database, not a file", path=path)
+    codec = resolve(path, encoding)
+    if format == "jsonl":
+        headers = jsonl_headers(path, codec)
+        return headers, jsonl_batches(path, codec, headers)
+    headers = text_headers(path, codec, delimiter, header_row)
+    return headers, text_batches(path, codec, delimiter, header_row, headers)
+
+
+def read_source(spec: SourceSpec, base_dir: Path, workdir: Path) -> SourceRows:
+    """The rows of one source (a file under ``base_dir``, or a database), for the loader.
+
+    ``workdir`` receives transcoded and spooled copies and must outlive the load. To read several
+    sources, keep one :class:`ExportReader`: it reads a source shared by two specs once.
+    """
+    return ExportReader(base_dir, workdir).read(spec)
 
 
 def read_sheet(path: Path, sheet: str | None, header_row: int) -> tuple[tuple[str, ...], pa.Table]:
@@ -195,7 +249,7 @@ def read_sheet(path: Path, sheet: str | None, header_row: int) -> tuple[tuple[st
     for line, row in _data_rows(grid, header_row):
         lines.append(line)
         for out, (i, _) in zip(columns, named, strict=True):
-            out.append(_cell_text(row[i]) if i < len(row) else None)
+            out.append(cell_text(row[i]) if i < len(row) else None)
     headers = tuple(name for _, name in named)
     arrays = [pa.array(col, pa.string()) for col in columns] + [pa.array(lines, pa.int64())]
     return headers, pa.Table.from_arrays(arrays, names=[*headers, "__line"])
@@ -205,20 +259,3 @@ def _data_rows(grid: list[list[Any]], header_row: int) -> Iterator[tuple[int, li
     for index, row in enumerate(grid[header_row:], start=header_row + 1):
         if any(cell not in ("", None) for cell in row):
             yield index, row
-
-
-def _cell_text(value: Any) -> str | None:
-    """A cell as the text a CSV export would hold."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return str(value.total_seconds())
-    return str(value)

@@ -2,12 +2,16 @@
 
 A :class:`SourceSpec` is a :class:`~crmlens.warehouse.loading.TableMapping` (the columns, rules,
 references and de-duplication that the warehouse executes) plus what the readers need: the file's
-path inside the export folder, its format, encoding, sheet and header row.
+path inside the export folder, its format, encoding, delimiter, sheet and header row, or for a
+PostgreSQL source the connection string and the table or query.
 
 >>> spec = SourceSpec(path="crm/stores.csv", table="stores",
 ...                   columns=(ColumnSpec("store_id", "store_id"),))
 >>> spec.format, spec.encoding
 ('csv', 'utf-8')
+>>> SourceSpec(path="crm/stores.tsv", format="tsv", table="stores",
+...            columns=(ColumnSpec("store_id", "store_id"),)).delimiter == chr(9)
+True
 """
 
 from __future__ import annotations
@@ -27,9 +31,19 @@ from crmlens.warehouse.loading import (
     Unpivot,
 )
 
+#: How a source is read: delimited text, an Excel workbook (.xlsx/.xls), Parquet, JSON lines, or a
+#: PostgreSQL table or query.
+Format = Literal["csv", "tsv", "excel", "parquet", "jsonl", "postgres"]
+FORMATS: tuple[str, ...] = ("csv", "tsv", "excel", "parquet", "jsonl", "postgres")
+#: The delimiter of text split on runs of spaces and tabs (e.g. the CDNOW master file).
+WHITESPACE = "whitespace"
+
 __all__ = [
+    "FORMATS",
+    "WHITESPACE",
     "ColumnSpec",
     "Derive",
+    "Format",
     "Infer",
     "Reference",
     "RowRule",
@@ -44,27 +58,53 @@ class SourceSpec(TableMapping):
     """One source file of an export and its mapping onto one canonical table."""
 
     #: Relative to the export folder, with ``/`` separators; also the source's name in reports.
+    #: For a PostgreSQL source only that name (e.g. ``pg:crm.members``): never the password.
     path: str
-    format: Literal["csv", "excel"] = "csv"
+    format: Format = "csv"
     #: A Python codec name (``utf-8``, ``utf-8-sig``, ``gbk``, ``gb18030``, ``big5``, …) or ``auto``.
     encoding: str = "utf-8"
+    #: One character, or ``whitespace`` (runs of spaces and tabs); a ``tsv`` source defaults to tab.
     delimiter: str = ","
     #: Excel only: the sheet to read (default: the first).
     sheet: str | None = None
     #: The line (CSV) or row (Excel) holding the headers; the data starts on the next one.
+    #: 0 (CSV/TSV only): no header line; the columns are named ``column_1``, ``column_2``, ….
     header_row: int = 1
+    #: PostgreSQL only: a libpq connection string or URI, and either a table or a query.
+    dsn: str | None = None
+    source_table: str | None = None
+    query: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.header_row < 1:
+        if self.format not in FORMATS:
+            raise ConfigError(f"{self.path}: expected a format in {FORMATS}, got {self.format!r}")
+        if self.format == "tsv" and self.delimiter == ",":
+            object.__setattr__(self, "delimiter", "\t")  # frozen: set once, before any use
+        text = self.format in ("csv", "tsv")
+        if self.header_row < (0 if text else 1):
             raise ConfigError(f"{self.path}: header_row counts from 1, got {self.header_row}")
         if self.encoding != "auto":
             try:
                 codecs.lookup(self.encoding)
             except LookupError:
                 raise ConfigError(f"{self.path}: unknown encoding {self.encoding!r}") from None
-        if self.format == "csv" and len(self.delimiter) != 1:
-            raise ConfigError(f"{self.path}: the delimiter must be one character")
+        if text and not (
+            self.delimiter == WHITESPACE
+            or (len(self.delimiter) == 1 and self.delimiter not in '"\r\n')
+        ):
+            raise ConfigError(
+                f"{self.path}: the delimiter must be one character (not a quote or line break) "
+                f"or {WHITESPACE!r}, got {self.delimiter!r}"
+            )
+        database = (self.dsn, self.source_table, self.query)
+        if self.format == "postgres":
+            if self.dsn is None or (self.source_table is None) == (self.query is None):
+                raise ConfigError(
+                    f"{self.path}: a postgres source needs a dsn and either source_table or query"
+                )
+        elif any(v is not None for v in database):
+            raise ConfigError(f"{self.path}: dsn, source_table and query are for postgres only")
 
     @property
     def source_headers(self) -> tuple[str, ...]:

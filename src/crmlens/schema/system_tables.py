@@ -1,4 +1,4 @@
-"""crmlens' own bookkeeping: the load log and the quarantine."""
+"""crmlens' own bookkeeping: the load log, the quarantine and the identity map."""
 
 from __future__ import annotations
 
@@ -39,6 +39,23 @@ SYSTEM_TABLES = (
         column("original_value", "string", "原始值", "Original value", "The value as read."),
         column("row_json", "string", "原始行", "Original row", "The whole row as JSON."),
         kind="system",
+    ),
+    declare("identity_map",
+        "身份映射",
+        "Identity map",
+        "How records were tied to one customer_id across systems (D4), rebuilt after every load: a record without a member card matched by phone or e-mail, a match that was ambiguous and left alone, a member card kept against another customer's phone, customers sharing a phone or e-mail. Values are masked.",
+        ("source_table", "source_key", "rule"),
+        column("source_table", "string", "来源表", "Source table", "Table of the record, e.g. service_tickets; customers for shared values.", required=True),
+        column("source_key", "string", "来源主键", "Source key", "Primary key of the record in that table.", required=True),
+        column("rule", "string", "规则", "Rule", "member_card, phone or email (precedence in that order).", required=True),
+        column("outcome", "string", "结果", "Outcome", "matched (customer_id set by this rule), ambiguous (several customers: not merged), conflict (member card kept though the phone or e-mail is another customer's) or shared (customers sharing this value: not merged).", required=True),
+        column("customer_id", "string", "客户编号", "Customer ID", "The resolved customer; empty when ambiguous."),
+        column("matched_value", "string", "匹配值", "Matched value", "The phone or e-mail that matched, masked: 138****1234, z***@qq.com."),
+        column("candidates", "string", "候选客户", "Candidates", "The other customer_ids involved, ;-separated (ambiguous, conflict, shared)."),
+        column("load_id", "string", "批次号", "Load ID", "The load after which this entry was first made."),
+        column("resolved_at", "timestamp", "解析时间", "Resolved at", "When this entry was first made."),
+        kind="system",
+        time="resolved_at",
     ),
 )
 # fmt: on

@@ -22,6 +22,7 @@ to Parquet and register them in the engine's catalog.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -73,6 +74,10 @@ class IbisWarehouse:
         self._ibis = backend
         self.database = database
         self.owns_backend = owns_backend
+        # one connection is not safe for use by several threads at once (the API serves requests
+        # from a thread pool), so reads through this object take turns; DuckDB still runs each
+        # query on all cores
+        self._read_lock = threading.RLock()
         if getattr(backend, "name", None) == "pyspark":
             _use_double_literals(backend)
 
@@ -112,7 +117,8 @@ class IbisWarehouse:
         """The Ibis table expression of a canonical table."""
         schema_table(name)  # a clear error for an unknown name, as Warehouse gives
         try:
-            return self._ibis.table(name, database=self.database)
+            with self._read_lock:
+                return self._ibis.table(name, database=self.database)
         except Exception as exc:  # backends raise their own "not found"; say what is missing
             raise WarehouseError(
                 f"{self.engine}: canonical table {name!r} not found"
@@ -122,11 +128,13 @@ class IbisWarehouse:
 
     def execute(self, expr: Expr) -> pd.DataFrame | pd.Series | Any:
         """Run an Ibis expression and return pandas (a DataFrame, Series or scalar)."""
-        return self._ibis.execute(expr)
+        with self._read_lock:
+            return self._ibis.execute(expr)
 
     def to_arrow(self, expr: Expr) -> pa.Table:
         """Run an Ibis table expression and return Arrow."""
-        return self._ibis.to_pyarrow(expr)
+        with self._read_lock:
+            return self._ibis.to_pyarrow(expr)
 
     def row_count(self, name: str) -> int:
         """Rows in a canonical table."""

@@ -90,6 +90,7 @@ def sync_tables(con: duckdb.DuckDBPyConnection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the canonical tables", sync_tables),
     Migration(2, "model output tables", sync_tables),
+    Migration(3, "identity map", sync_tables),
 )
 
 

@@ -1,19 +1,20 @@
 """Load one mapped source into its canonical table with set-based DuckDB SQL.
 
-A source is loaded in four steps, all inside the caller's transaction:
+A source is loaded in three steps, all inside the caller's transaction:
 
 1. **check**: one scan of the rows (``read_csv`` of a UTF-8 file, or an Arrow table) parses every
-   value, applies inferences and derived columns, evaluates the row-local rules and writes a typed
-   temporary table. DuckDB preserves insertion order, so that table's rowid is the record's position
-   in the file and gives its line number without storing one.
+   value, applies inferences and derived columns, evaluates the row-local rules and the references
+   (values that must exist in an already loaded table) and writes a typed temporary table. DuckDB
+   preserves insertion order, so that table's rowid is the record's position in the file and gives
+   its line number without storing one.
 2. **merge duplicates**: rows sharing the primary key collapse to the newest (``updated_column``),
    else to the last in the file; the others are counted as merged.
-3. **references**: values that must exist in an already loaded table.
-4. **upsert and account**: rows with the same key are replaced, the kept rows appended, quarantine
+3. **upsert and account**: rows with the same key are replaced, the kept rows appended, quarantine
    records written and the counts returned, so that rows read = loaded + quarantined + merged.
 
 Modules: :mod:`.mapping` (the vocabulary ``crmlens.ingest`` declares its sources with),
-:mod:`.plan` (the SQL generated from a mapping), :mod:`.run` (executing it).
+:mod:`.values` (parsing values), :mod:`.plan` (the SQL generated from a mapping), :mod:`.run`
+(executing it).
 """
 
 from crmlens.warehouse.loading.mapping import (
@@ -28,8 +29,8 @@ from crmlens.warehouse.loading.mapping import (
     TableMapping,
     Unpivot,
 )
-from crmlens.warehouse.loading.plan import TIMESTAMP_FORMATS, parse_sql
 from crmlens.warehouse.loading.run import anon_salt, load_source, write_load_log
+from crmlens.warehouse.loading.values import TIMESTAMP_FORMATS, parse_sql
 
 __all__ = [
     "TIMESTAMP_FORMATS",

@@ -1,16 +1,41 @@
-"""Executing a load: check, merge duplicates, check references, upsert, account."""
+"""Executing a load: check (values, rules, references), merge duplicates, upsert, account."""
 
 from __future__ import annotations
 
+import itertools
+import re
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import duckdb
 
+from crmlens.errors import ConfigError
 from crmlens.warehouse.loading.mapping import SourceResult, SourceRows, TableMapping
-from crmlens.warehouse.loading.plan import CHK, MERGED, SRC, STAGE, CheckPlan
+from crmlens.warehouse.loading.plan import (
+    MERGED,
+    OVERRIDES,
+    REJECT_SCANS,
+    REJECTS,
+    SRC,
+    STAGE,
+    CheckPlan,
+)
+from crmlens.warehouse.loading.values import lit
 from crmlens.warehouse.migrations import META_TABLE, quote
+
+#: Rows read as text to decide which columns the CSV reader may parse itself: enough to meet the
+#: sparse dirt of an export (an issue every few thousand rows) before committing to a typed read.
+SAMPLE_ROWS = 20_000
+#: DuckDB's memory limit while a source loads, in MiB, unless set lower (its default is 80% of the
+#: RAM): check tables and written data beyond it are spilled to disk. Under 2 GB for the whole
+#: process at a million customers (the bench's peak-memory target), and no slower there.
+LOAD_MEMORY_LIMIT_MIB = 1024
+#: Numbers the scratch databases of the process: each scan gets a new name, since a transaction
+#: that has read a database keeps seeing what it saw there, even after a re-attach under its name.
+_SCRATCH_IDS = itertools.count()
 
 
 def anon_salt(con: duckdb.DuckDBPyConnection) -> str:
@@ -39,20 +64,72 @@ def load_source(
 
     Runs inside the caller's transaction and leaves no temporary tables behind. Raises
     :class:`duckdb.Error` when DuckDB cannot read the input (the caller names the file).
+
+    The source is read on a second connection (``scan``), outside the transaction: its check table
+    goes to a scratch database (see :mod:`.plan`), which holds nothing of the warehouse's.
     """
     started, clock = datetime.now(), time.perf_counter()
-    plan = CheckPlan(rows, mapping, salt)
-    # rowid order = file order is what gives each row its line number (DuckDB's default)
-    setting = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
-    if setting and not setting[0]:
+    with _load_settings(con):
+        result = _load(con, rows, mapping, load_id, loaded_at, salt)
+    result.seconds = time.perf_counter() - clock
+    result.started_at, result.finished_at = started, datetime.now()
+    return result
+
+
+@contextmanager
+def _load_settings(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Keep insertion order and cap DuckDB's memory while loading; restore both settings after.
+
+    rowid order = file order is what gives each row its line number (DuckDB's default). The cap
+    keeps a large load's memory bounded: the check tables spill to disk beyond it.
+    """
+    order, limit = con.execute(
+        "SELECT current_setting('preserve_insertion_order'), current_setting('memory_limit')"
+    ).fetchone() or (True, "")
+    capped = _size_bytes(limit) > LOAD_MEMORY_LIMIT_MIB << 20
+    if not order:
         con.execute("SET preserve_insertion_order = true")
-    if rows.arrow is not None:
-        con.register(SRC, rows.arrow)
+    if capped:
+        con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT_MIB}MiB'")
     try:
-        if rows.arrow is None and mapping.unpivot is not None:
-            con.execute(f"CREATE TEMP TABLE {STAGE} AS SELECT * FROM {plan.read_csv()}")
-        con.execute(plan.check_sql())
-        con.execute(plan.merge_sql())
+        yield
+    finally:
+        if capped:
+            con.execute(f"SET memory_limit = {lit(limit)}")
+        if not order:
+            con.execute("SET preserve_insertion_order = false")
+
+
+def _size_bytes(text: str) -> float:
+    """Bytes of a DuckDB size setting as it reads it back (``'18.8 GiB'``); inf if unreadable.
+
+    >>> _size_bytes("1.5 KiB"), _size_bytes("12 bytes")
+    (1536.0, 12.0)
+    """
+    match = re.fullmatch(r"([\d.]+)\s*(bytes|[KMGTPE]i?B)", text.strip())
+    if not match:
+        return float("inf")
+    number, unit = float(match[1]), match[2]
+    if unit == "bytes":
+        return number
+    power = "KMGTPE".index(unit[0]) + 1
+    return number * (1024 if "i" in unit else 1000) ** power
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    rows: SourceRows,
+    mapping: TableMapping,
+    load_id: str,
+    loaded_at: datetime,
+    salt: str,
+) -> SourceResult:
+    scan = con.cursor()
+    if rows.arrow is not None:
+        scan.register(SRC, rows.arrow)
+    scratches: list[str] = []
+    try:
+        plan = _check(con, scan, scratches, rows, mapping, salt)
         for sql in plan.reference_sql():
             con.execute(sql)
         delete, insert = plan.upsert_sql()
@@ -60,27 +137,118 @@ def load_source(
             con.execute(delete)
         con.execute(insert, [load_id, loaded_at])
         con.execute(plan.quarantine_sql(), [load_id, mapping.table, rows.label])
-        result = _account(con, rows.label, mapping.table, load_id)
-        con.execute(f"DROP TABLE {CHK}")
-        con.execute(f"DROP TABLE IF EXISTS {STAGE}")
+        result = _account(con, plan, rows.label, load_id)
+        con.execute(f"DROP TABLE {OVERRIDES}")
     finally:
-        # after an error the transaction is aborted and its rollback drops the temporary tables
-        if rows.arrow is not None:
-            con.unregister(SRC)
-        if setting and not setting[0]:
-            con.execute("SET preserve_insertion_order = false")
-    result.seconds = time.perf_counter() - clock
-    result.started_at, result.finished_at = started, datetime.now()
+        # after an error the transaction is aborted and its rollback drops the temporary tables;
+        # the scratch databases are the scan connection's: detached whatever happened (DuckDB
+        # frees them when the transaction that read them ends)
+        for name in scratches:
+            scan.execute(f"DETACH DATABASE IF EXISTS {quote(name)}")
+        scan.close()
     return result
 
 
+def _check(
+    con: duckdb.DuckDBPyConnection,
+    scan: duckdb.DuckDBPyConnection,
+    scratches: list[str],
+    rows: SourceRows,
+    mapping: TableMapping,
+    salt: str,
+) -> CheckPlan:
+    """Make the check table and merge its duplicates; return the plan that made it.
+
+    A CSV file is first read typed where a sample allows it (see :func:`read_types_for`): parsing a
+    timestamp while reading is far cheaper than reading its text and casting it. The typed result
+    is kept only if it is what reading as text gives: no value was rejected by the reader, and no
+    row needs its text in the quarantine. Otherwise the file is read again as text.
+    """
+
+    def plan(read_types: dict[str, str] | None = None) -> CheckPlan:
+        scratches.append(f"__crmlens_scratch_{next(_SCRATCH_IDS)}")
+        return CheckPlan(rows, mapping, salt, read_types, scratches[-1])
+
+    text = plan()
+    read_types = read_types_for(scan, text)
+    if read_types:
+        typed = plan(read_types)
+        _scan(con, scan, typed)
+        rejected = _scalar(scan, f"SELECT count(*) FROM {REJECTS}")
+        scan.execute(f"DROP TABLE {REJECTS}")
+        scan.execute(f"DROP TABLE {REJECT_SCANS}")
+        if not rejected:
+            _merge_duplicates(con, typed)
+            if not _scalar(con, typed.needs_text_sql()):
+                return typed
+    if rows.arrow is None and mapping.unpivot is not None:
+        scan.execute(f"CREATE TEMP TABLE {STAGE} AS SELECT * FROM {text.read_csv()}")
+    _scan(con, scan, text)
+    scan.execute(f"DROP TABLE IF EXISTS {STAGE}")
+    _merge_duplicates(con, text)
+    return text
+
+
+def _scan(con: duckdb.DuckDBPyConnection, scan: duckdb.DuckDBPyConnection, plan: CheckPlan) -> None:
+    """Run the scan of ``plan`` on ``scan`` into its check table, and make the overrides empty.
+
+    Refuses a scan that DuckDB plans with a join: it may reorder the rows, and the order of rows
+    that do not carry their line number gives it. DuckDB turns ``x IN (...)`` of 5 or more values
+    into a join.
+    """
+    sql = plan.check_sql()
+    if not plan.has_line:
+        explained = " ".join(
+            str(v) for row in scan.execute(f"EXPLAIN {sql}").fetchall() for v in row
+        )
+        if re.search(r"\b\w+_JOIN\b|\bCROSS_PRODUCT\b", explained):
+            raise ConfigError(
+                f"{plan.rows.label}: a rule or derived column of table {plan.tbl.name} makes DuckDB "
+                "join, which would lose the line numbers; write x IN (...) as "
+                "list_contains([...], x), and use no subqueries"
+            )
+    # committed before the load's transaction first reads it: that transaction sees all of it
+    scan.execute(f"ATTACH ':memory:' AS {quote(plan.scratch)}")
+    scan.execute(plan.create_sql())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {OVERRIDES} (pos BIGINT, code INTEGER)")
+
+
+def _merge_duplicates(con: duckdb.DuckDBPyConnection, plan: CheckPlan) -> None:
+    """Merge duplicate keys (the check of distinct keys is much cheaper than the merge)."""
+    if _scalar(con, plan.distinct_keys_sql()):
+        con.execute(plan.merge_sql())
+
+
+def read_types_for(con: duckdb.DuckDBPyConnection, plan: CheckPlan) -> dict[str, str]:
+    """The columns to read typed: the candidates whose sampled values all cast.
+
+    None when a sampled row has an issue: the quarantine would need the text of the typed columns.
+    """
+    candidates = plan.read_candidates()
+    if not candidates:
+        return {}
+    sample = con.execute(plan.sample_sql(SAMPLE_ROWS, candidates)).fetchone()
+    assert sample is not None  # an aggregate always returns a row
+    issues, *casts = sample
+    if issues:
+        return {}
+    return {h: t for (h, t), ok in zip(candidates.items(), casts, strict=True) if ok}
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    assert row is not None  # an aggregate always returns a row
+    return int(row[0])
+
+
 def _account(
-    con: duckdb.DuckDBPyConnection, source: str, table_name: str, load_id: str
+    con: duckdb.DuckDBPyConnection, plan: CheckPlan, source: str, load_id: str
 ) -> SourceResult:
     """The counts of the check table and of the quarantine records just written."""
+    table_name = plan.tbl.name
     counts = con.execute(
-        f"SELECT count(*), count(*) FILTER (__reject IS NULL), count(*) FILTER (__reject > 0), "
-        f"count(*) FILTER (__reject = {MERGED}) FROM {CHK}"
+        f"SELECT count(*), count(*) FILTER (__status IS NULL), count(*) FILTER (__status > 0), "
+        f"count(*) FILTER (__status = {MERGED}) FROM {plan.rows_sql}"
     ).fetchone()
     assert counts is not None  # an aggregate always returns a row
     result = SourceResult(source, table_name, *counts)

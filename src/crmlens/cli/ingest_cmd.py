@@ -1,0 +1,328 @@
+"""``crmlens ingest``: map a real export file (or a folder/glob of them) and load it.
+
+Without ``--mapping`` a mapping is suggested from the headers and values; ``--dry-run`` shows it
+with its confidence, a profile of every column and what a load would do (loaded, quarantined and
+merged rows by rule), without touching the warehouse. ``--save-mapping`` writes the mapping as
+TOML to edit and pass back with ``--mapping`` for the next export (docs/ingestion.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from crmlens.cli.options import QuietOption, WarehouseOption
+from crmlens.cli.progress import make_console
+from crmlens.errors import ConfigError
+
+console = make_console()
+
+
+class _RowsPerSecond(ProgressColumn):
+    """Rows so far and rows per second of a step."""
+
+    def render(self, task: Task) -> Text:
+        rows = int(task.fields.get("rows", 0))
+        elapsed = task.finished_time if task.finished else task.elapsed
+        rate = f"{rows / elapsed:,.0f} rows/s" if elapsed else ""
+        return Text(f"{rows:,} rows {rate}", style="progress.data.speed")
+
+
+class _Bars:
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks: dict[str, TaskID] = {}
+
+    def __call__(self, step: str, done: int, total: int, rows: int) -> None:
+        task = self._tasks.get(step)
+        if task is None:
+            task = self._tasks[step] = self._progress.add_task(step, total=max(total, 1), rows=0)
+        self._progress.update(task, completed=done, total=max(total, 1), rows=rows)
+
+
+@contextmanager
+def _progress(out: Console, enabled: bool) -> Iterator[_Bars | None]:
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description:<6}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RowsPerSecond(),
+        TimeElapsedColumn(),
+        console=out,
+    )
+    with progress:
+        yield _Bars(progress)
+
+
+def _print_mapping(suggestion: Any) -> None:
+    table = Table(
+        title=f"Proposed mapping onto {suggestion.kind} (confidence {suggestion.confidence:.0%})",
+        title_justify="left",
+    )
+    for name in ("canonical column", "source", "confidence", "why"):
+        table.add_column(name)
+    for c in suggestion.columns:
+        r = c.rule
+        source = r.header or (
+            f"= {r.value!r}" if r.value is not None else f"generated: {r.generate}"
+        )
+        if r.clean:
+            source += f" (clean: {r.clean})"
+        table.add_row(c.target, source, f"{c.confidence:.0%}", c.reason)
+    console.print(table)
+    if suggestion.unmapped:
+        console.print(f"Not mapped (no canonical column): {', '.join(suggestion.unmapped)}")
+    if suggestion.missing_required:
+        console.print(
+            f"[red]Required columns without a source:[/] {', '.join(suggestion.missing_required)}"
+        )
+    if not suggestion.fits:
+        console.print(
+            f"[red]The file does not fit {suggestion.kind} (nor any canonical table) as is:[/] "
+            "edit a saved mapping, or keep the file out of the warehouse"
+        )
+    if suggestion.date_order == "ambiguous":
+        console.print(
+            "[yellow]Dates like 3/5/2021 do not show their order: set rules.date_order "
+            "(dmy or mdy) in the mapping[/]"
+        )
+
+
+def _print_profile(profiles: list[Any]) -> None:
+    table = Table(title="Column profile (all rows)", title_justify="left")
+    for name in ("column", "looks like", "values", "blank", "NULL-like", "not fitting", "e.g."):
+        table.add_column(
+            name, justify="left" if name in ("column", "looks like", "e.g.") else "right"
+        )
+    for p in profiles:
+        table.add_row(
+            p.header,
+            p.kind,
+            f"{p.non_empty:,}",
+            f"{p.blank:,}",
+            f"{p.null_tokens:,}",
+            f"{p.misfits:,}",
+            ", ".join(repr(e) for e in p.examples),
+        )
+    console.print(table)
+
+
+def print_load_report(report: Any) -> None:
+    """The row accounting of a load, one line per source."""
+    table = Table(
+        title="Row accounting (read = loaded + quarantined + merged)", title_justify="left"
+    )
+    for name in ("source", "table", "read", "loaded", "quarantined", "merged", "cleared", "s"):
+        table.add_column(name, justify="left" if name in ("source", "table") else "right")
+    for s in report.sources:
+        table.add_row(
+            s.source,
+            s.table,
+            f"{s.rows_read:,}",
+            f"{s.rows_loaded:,}",
+            f"{s.rows_quarantined:,}",
+            f"{s.rows_merged:,}",
+            f"{s.values_cleared + s.values_inferred:,}",
+            f"{s.seconds:.1f}",
+        )
+    console.print(table)
+    for s in report.sources:
+        rules = {**s.rejected_by_rule, **{f"{k} (value)": v for k, v in s.cleared_by_rule.items()}}
+        if rules:
+            listed = ", ".join(f"{k} {v:,}" for k, v in sorted(rules.items()))
+            console.print(f"  {s.table}: {listed}")
+    verdict = "[green]balanced[/]" if report.balanced else "[red]NOT balanced[/]"
+    console.print(f"Row accounting: {verdict}")
+
+
+def _print_dry_run(result: Any) -> None:
+    print_load_report(result.report)
+    if result.examples:
+        table = Table(title="Quarantine examples (first 10)", title_justify="left")
+        for name in ("table", "file", "line", "column", "rule", "action", "value"):
+            table.add_column(name)
+        for e in result.examples:
+            table.add_row(
+                e["table_name"],
+                e["file"] or "",
+                str(e["line_no"]),
+                e["column_name"] or "",
+                e["rule"],
+                e["action"],
+                "" if e["original_value"] is None else repr(e["original_value"]),
+            )
+        console.print(table)
+    for name, rows in result.preview.items():
+        if not rows:
+            continue
+        cols = [c for c in rows[0] if any(r[c] is not None for r in rows)]
+        table = Table(title=f"First rows of {name} as they would load", title_justify="left")
+        for c in cols:
+            table.add_column(c)
+        for r in rows:
+            table.add_row(*("" if r[c] is None else str(r[c]) for c in cols))
+        console.print(table)
+
+
+def _read_options(
+    first: Path,
+    base: Any,
+    encoding: str | None,
+    delimiter: str | None,
+    sheet: str | None,
+    header_row: int | None,
+) -> Any:
+    """The mapping's read options (or the sniffed ones), overridden by the command's options."""
+    from dataclasses import replace
+
+    from crmlens.ingest.mapping_file import ReadOptions
+
+    if base is None:
+        from crmlens.ingest.sniff import sniff
+
+        found = sniff(first, encoding=encoding or "auto", sheet=sheet)
+        if found.format not in ("csv", "tsv", "excel"):
+            raise ConfigError(
+                f"{first}: crmlens ingest reads CSV/TSV/TXT and Excel, found {found.format}"
+            )
+        base = ReadOptions(
+            encoding=found.encoding or "auto",
+            delimiter=found.delimiter or ",",
+            header_row=max(found.header_row, 1),
+            sheet=found.sheet,
+        )
+    overrides = {
+        k: v
+        for k, v in (
+            ("encoding", encoding),
+            ("delimiter", delimiter),
+            ("sheet", sheet),
+            ("header_row", header_row),
+        )
+        if v is not None
+    }
+    return replace(base, **overrides)
+
+
+def ingest(
+    source: Annotated[
+        str, typer.Argument(help="A file, a folder, or a quoted glob of same-shaped files.")
+    ],
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="Canonical table the rows are (orders, order_lines, customers, …); default: the best fit."
+        ),
+    ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option(help="A mapping TOML to use instead of the suggestion.")
+    ] = None,
+    save_mapping: Annotated[
+        Path | None, typer.Option(help="Write the mapping used as TOML (to edit and reuse).")
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show mapping, profile and a validation preview; load nothing."
+        ),
+    ] = False,
+    encoding: Annotated[
+        str | None, typer.Option(help="Text encoding (utf-8, gbk, big5, …); default: detected.")
+    ] = None,
+    delimiter: Annotated[
+        str | None, typer.Option(help="Field delimiter, or 'whitespace'; default: sniffed.")
+    ] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet; default: the first.")] = None,
+    header_row: Annotated[
+        int | None, typer.Option(min=1, help="Line/row of the headers; default: sniffed.")
+    ] = None,
+    warehouse: WarehouseOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Map and load a real export: suggested mapping, cleaning rules, row accounting."""
+    from dataclasses import replace
+
+    from crmlens.ingest.files import expand_sources, read_files
+    from crmlens.ingest.mapping_file import load_mapping
+    from crmlens.ingest.mapping_file import save_mapping as write_mapping
+    from crmlens.ingest.pipeline import dry_run as run_dry
+    from crmlens.ingest.pipeline import ingest as run_ingest
+    from crmlens.ingest.pipeline import profile, propose
+
+    files = expand_sources(source)
+    chosen = load_mapping(mapping) if mapping else None
+    if chosen is not None and kind is not None and kind != chosen.kind:
+        raise ConfigError(f"--kind {kind} contradicts the mapping's kind {chosen.kind}")
+    read = _read_options(
+        files[0], chosen.read if chosen else None, encoding, delimiter, sheet, header_row
+    )
+    with _progress(console, not quiet) as bars:
+        raw = read_files(files, read, expected=chosen.headers if chosen else (), progress=bars)
+    console.print(
+        f"Read {len(files):,} file(s), {raw.rows:,} rows in {raw.seconds:.1f} s ({raw.label})"
+    )
+    suggestion = None
+    if chosen is None:
+        suggestion = propose(raw, kind)
+        if suggestion.fits or dry_run:
+            chosen = suggestion.to_mapping(read)
+    else:
+        chosen = replace(chosen, read=read)
+    if dry_run:
+        if suggestion is not None:
+            _print_mapping(suggestion)
+        _print_profile(profile(raw))
+    if save_mapping and chosen is not None:
+        write_mapping(chosen, save_mapping)
+        console.print(f"Wrote the mapping to {save_mapping}")
+    if chosen is None or (suggestion is not None and not suggestion.fits):
+        assert suggestion is not None
+        why = (
+            f"its required columns {list(suggestion.missing_required)} have no source"
+            if suggestion.missing_required
+            else "no required column matches a header by name"
+        )
+        message = (
+            f"{raw.label} does not fit {suggestion.kind}: {why}; save the suggestion with "
+            "--dry-run --save-mapping, edit it, and pass it with --mapping"
+        )
+        if dry_run:
+            console.print(f"[yellow]No validation preview:[/] {message}")
+            return
+        raise ConfigError(message)
+    with _progress(console, not quiet) as bars:
+        if dry_run:
+            result = run_dry(raw, chosen, progress=bars)
+        else:
+            from crmlens.warehouse import Warehouse
+
+            with Warehouse(warehouse) as wh:
+                report = run_ingest(wh, raw, chosen, progress=bars)
+    if dry_run:
+        _print_dry_run(result)
+        report = result.report
+        console.print("Dry run: nothing was loaded.")
+    else:
+        print_load_report(report)
+    if not report.balanced:
+        raise typer.Exit(1)

@@ -1,0 +1,417 @@
+"""Turn the rows of a source and its :class:`IngestMapping` into what the warehouse loader takes.
+
+The loader (``crmlens.warehouse.loading``) parses values, applies rules, merges duplicates and
+accounts for every row. This module does what it cannot do row by row, on the text, first:
+
+* **cleaning**: IDs exported as floats (``17850.0`` → ``17850``); money symbols and units
+  (``¥``, ``$``, ``元``, ``RMB``); day/month/year dates in the declared order (``3/5/2021``);
+  Excel serial day numbers; money in other currencies converted with a rates table.
+* **generated columns**: ``<file stem>-<line>`` IDs for files without one, and line positions
+  within an order; with ``exact_duplicates = "merge"`` an exact copy of an earlier row gets that
+  row's generated values, so that the loader merges it (and counts it) as a duplicate.
+* **derived tables**: a line file describing its orders (``orders.*`` columns) yields one order
+  per order ID (its first line's values; amount = Σ line amounts), and one customer per customer
+  ID (its last line's ``customers.*`` values); refunds may be linked to the order they refund.
+* **rules**: refunds (negative amounts linked to an order, or order IDs with a prefix), negative
+  amounts that are not refunds (quarantined as ``negative_amount_not_refund``), orders without a
+  customer (guests, or quarantined), defaults for missing values (recorded as inferred).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crmlens.errors import ConfigError
+from crmlens.ingest.files import FILE_COLUMN, LINE_COLUMN, RawTable
+from crmlens.ingest.load import Prepared
+from crmlens.ingest.mapping_file import ColumnRule, IngestMapping
+from crmlens.schema import table
+from crmlens.warehouse.loading import ColumnSpec, Derive, Infer, RowRule, SourceRows, TableMapping
+from crmlens.warehouse.loading.values import lit
+
+_SYMBOL_BEFORE = r"^\s*([+-]?)\s*[¥￥$€£]\s*"  # the sign may come before the symbol: -¥5
+_UNIT_AFTER = r"\s*(元|RMB|CNY|USD|EUR)\s*$"
+_EXCEL_EPOCH = datetime(1899, 12, 30)  # serial 1 = 1900-01-01, after Excel's 1900 leap-day bug
+_SERIAL = r"^\s*[2-7]\d{4}(\.\d+)?\s*$"
+_XY_YEAR = r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})"
+SUM_HEADER = "Σ line amounts"
+LINK_HEADER = "refunded order (linked)"
+
+
+def _type(table_name: str, column: str) -> str:
+    return table(table_name).column(column).type
+
+
+def _kind(table_name: str, rule: ColumnRule) -> str:
+    return rule.kind or _type(table_name, rule.target)
+
+
+def _replace(arrow: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    return arrow.set_column(arrow.schema.get_field_index(name), name, values)
+
+
+def _map_values(col: pa.ChunkedArray, mask_regex: str, fn: Callable[[str], str]) -> pa.Array:
+    """``fn`` over the values matching ``mask_regex`` (each distinct value once), others kept."""
+    col = col.combine_chunks()
+    mask = pc.fill_null(pc.match_substring_regex(col, mask_regex), False)
+    if not pc.any(mask).as_py():
+        return col
+    distinct = {v: fn(v) for v in pc.unique(pc.filter(col, mask)).to_pylist()}
+    return pa.array(
+        [
+            distinct.get(v, v) if m else v
+            for v, m in zip(col.to_pylist(), mask.to_pylist(), strict=True)
+        ],
+        pa.string(),
+    )
+
+
+def _excel_date(text: str) -> str:
+    return (_EXCEL_EPOCH + timedelta(days=float(text))).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def clean(raw: RawTable, mapping: IngestMapping) -> pa.Table:
+    """The source text with the cleaning of the module docstring applied, column by column."""
+    arrow = raw.arrow
+    order = mapping.rule("date_order")
+    done: set[tuple[str, str]] = set()
+    for rule in mapping.columns:
+        if not rule.header:
+            continue
+        related, name = rule.table_column
+        kind = _kind(related or mapping.kind, ColumnRule(name, header=rule.header, kind=rule.kind))
+        step = "id" if rule.clean == "id" else kind
+        if (rule.header, step) in done:
+            continue
+        done.add((rule.header, step))
+        col = arrow.column(rule.header)
+        if step == "id":
+            col = pc.replace_substring_regex(col, r"^(\d+)\.0+$", r"\1")
+        elif kind == "money":
+            col = pc.replace_substring_regex(col, _SYMBOL_BEFORE, r"\1")
+            col = pc.replace_substring_regex(col, _UNIT_AFTER, "")
+            if mapping.currency:
+                col = _convert(col, arrow.column(mapping.currency.column), mapping)
+        elif kind in ("date", "timestamp"):
+            if order in ("dmy", "mdy"):
+                swap = r"\3-\2-\1" if order == "dmy" else r"\3-\1-\2"
+                col = pc.replace_substring_regex(col, _XY_YEAR, swap)
+            col = _map_values(col, _SERIAL, _excel_date)
+        else:
+            continue
+        arrow = _replace(arrow, rule.header, col)
+    return arrow
+
+
+def _convert(
+    amounts: pa.ChunkedArray, currencies: pa.ChunkedArray, mapping: IngestMapping
+) -> pa.Array:
+    """Amounts in the base currency; one without a rate keeps its text and a note (a bad value)."""
+    cur = mapping.currency
+    assert cur is not None
+    rates = {k.upper(): float(v) for k, v in cur.rates.items()} | {cur.base.upper(): 1.0}
+    out = []
+    for amount, code in zip(amounts.to_pylist(), currencies.to_pylist(), strict=True):
+        code = (code or cur.base).strip().upper()
+        if amount is None:
+            out.append(None)
+            continue
+        try:
+            value = float(amount.replace(",", ""))
+        except ValueError:
+            out.append(amount)  # the loader rejects it as a bad number, showing the text
+            continue
+        rate = rates.get(code)
+        out.append(
+            repr(round(value * rate, 6))
+            if rate is not None
+            else f"{amount} {code} (no rate to {cur.base})"
+        )
+    return pa.array(out, pa.string())
+
+
+def _generated_name(target: str) -> str:
+    return f"({target}, generated)"
+
+
+def _row_keys(arrow: pa.Table, headers: tuple[str, ...]) -> list[tuple]:
+    return list(zip(*(arrow.column(h).to_pylist() for h in headers), strict=True))
+
+
+def origins(arrow: pa.Table, raw: RawTable, mapping: IngestMapping) -> list[int] | None:
+    """Per row, the first row it is an exact copy of (itself if none); None when copies are kept."""
+    if mapping.rule("exact_duplicates") != "merge":
+        return None
+    first: dict[tuple, int] = {}
+    return [first.setdefault(r, i) for i, r in enumerate(_row_keys(arrow, raw.headers))]
+
+
+def generate(arrow: pa.Table, origin: list[int] | None, mapping: IngestMapping) -> pa.Table:
+    """Add the generated columns (``row`` IDs, ``position`` line numbers); a copy of an earlier
+    row (``origin``) gets that row's values."""
+    gens = [c for c in mapping.columns if c.generate]
+    if not gens:
+        return arrow
+    files = arrow.column(FILE_COLUMN).to_pylist()
+    lines = arrow.column(LINE_COLUMN).to_pylist()
+    origin = origin or list(range(arrow.num_rows))
+    for rule in gens:
+        if rule.generate == "row":
+            ids = [f"{files[o].rsplit('.', 1)[0]}-{lines[o]}" for o in origin]
+            arrow = arrow.append_column(_generated_name(rule.target), pa.array(ids, pa.string()))
+            continue
+        order_rule = next((c for c in mapping.columns if c.target == "order_id" and c.header), None)
+        if order_rule is None:
+            raise ConfigError("generate = 'position' numbers lines within an order: map order_id")
+        orders = arrow.column(order_rule.header).to_pylist()
+        seen: dict[object, int] = {}
+        pos = [0] * len(origin)
+        for i, o in enumerate(origin):
+            if o == i:
+                seen[orders[i]] = pos[i] = seen.get(orders[i], 0) + 1
+            else:
+                pos[i] = pos[o]
+        arrow = arrow.append_column(
+            _generated_name(rule.target), pa.array(pos, pa.int64()).cast(pa.string())
+        )
+    return arrow
+
+
+def _source(rule: ColumnRule) -> str | None:
+    return _generated_name(rule.target) if rule.generate else rule.header
+
+
+def _columns(
+    table_name: str, rules: tuple[ColumnRule, ...]
+) -> tuple[tuple[ColumnSpec, ...], tuple[Infer, ...]]:
+    specs, infers = [], []
+    for r in rules:
+        specs.append(
+            ColumnSpec(r.target, _source(r), kind=r.kind, value=r.value, required=r.required)
+        )  # type: ignore[arg-type]
+        if r.default is not None:
+            sql_value = (
+                r.default
+                if _type(table_name, r.target) in ("int", "float", "money", "bool")
+                else lit(r.default)
+            )
+            infers.append(
+                Infer(r.target, sql_value, f"default_{r.target}", reject_if_missing=False)
+            )
+    return tuple(specs), tuple(infers)
+
+
+def _order_rules(
+    mapping: IngestMapping, targets: set[str]
+) -> tuple[tuple[Derive, ...], tuple[RowRule, ...]]:
+    """Refunds, their status, and negative amounts that are not refunds (see the module docs)."""
+    derive: list[Derive] = []
+    refund = mapping.rule("refund")
+    if "is_refund" not in targets:
+        if isinstance(refund, dict):
+            derive.append(
+                Derive("is_refund", f"starts_with(order_id, {lit(str(refund['prefix']))})")
+            )
+        elif "original_order_id" in targets:
+            derive.append(Derive("is_refund", "amount < 0 AND original_order_id IS NOT NULL"))
+        else:
+            derive.append(Derive("is_refund", "false"))
+    if "status" not in targets:
+        derive.append(Derive("status", "CASE WHEN is_refund THEN 'refunded' ELSE 'completed' END"))
+    rules = []
+    if mapping.rule("negative_amount") == "quarantine":
+        rules.append(
+            RowRule(
+                "negative_amount_not_refund",
+                "amount",
+                "amount < 0 AND NOT coalesce(is_refund, false)",
+            )
+        )
+    return tuple(derive), tuple(rules)
+
+
+def _customer_rule(mapping: IngestMapping, rules: tuple[ColumnRule, ...]) -> tuple[ColumnRule, ...]:
+    if mapping.rule("missing_customer") != "quarantine":
+        return rules
+    return tuple(
+        ColumnRule(**{**r.__dict__, "required": True}) if r.target == "customer_id" else r
+        for r in rules
+    )
+
+
+def prepare(raw: RawTable, mapping: IngestMapping) -> list[Prepared]:
+    """The loader's sources for ``raw``, in load order (customers, orders, then lines)."""
+    arrow = clean(raw, mapping)
+    has_generated = any(c.generate for c in mapping.columns)
+    derives_orders = mapping.kind == "order_lines" and bool(mapping.of("orders"))
+    origin = origins(arrow, raw, mapping) if has_generated or derives_orders else None
+    arrow = generate(arrow, origin, mapping)
+    own = mapping.of(None)
+    out: list[Prepared] = []
+    if derives_orders:
+        orders = _derive_orders(arrow, origin, mapping)
+        out += _derived_customers(orders, mapping, raw.label)
+        order_rules = _customer_rule(mapping, mapping.of("orders"))
+        cols = [
+            ColumnRule("order_id", header=_header_of(own, "order_id")),
+            *[r for r in order_rules if r.target not in ("order_id", "amount")],
+            next(
+                (r for r in order_rules if r.target == "amount"),
+                ColumnRule("amount", header=SUM_HEADER),
+            ),
+        ]
+        if mapping.rule("refund_link") == "customer_sku":
+            cols.append(ColumnRule("original_order_id", header=LINK_HEADER))
+        out.append(_prepared(f"{raw.label} → orders", orders, "orders", tuple(cols), mapping))
+    elif mapping.kind == "orders":
+        out += _derived_customers(arrow, mapping, raw.label)
+    rules = _customer_rule(mapping, own) if mapping.kind == "orders" else own
+    out.append(_prepared(raw.label, arrow, mapping.kind, rules, mapping))
+    return out
+
+
+def _header_of(rules: tuple[ColumnRule, ...], target: str) -> str:
+    for r in rules:
+        if r.target == target and r.header:
+            return r.header
+    raise ConfigError(f"map {target} to a header")
+
+
+def _prepared(
+    label: str, arrow: pa.Table, kind: str, rules: tuple[ColumnRule, ...], mapping: IngestMapping
+) -> Prepared:
+    specs, infers = _columns(kind, rules)
+    targets = {r.target for r in rules}
+    derive: tuple[Derive, ...] = ()
+    row_rules: tuple[RowRule, ...] = ()
+    if kind == "orders":
+        derive, row_rules = _order_rules(mapping, targets)
+    if kind == "order_lines" and "amount" not in targets and {"quantity", "unit_price"} <= targets:
+        derive = (Derive("amount", "quantity * unit_price"),)
+    headers = tuple(n for n in arrow.column_names if n != LINE_COLUMN)
+    return Prepared(
+        SourceRows(label, headers, arrow=arrow),
+        TableMapping(table=kind, columns=specs, derive=derive, infer=infers, rules=row_rules),
+    )
+
+
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+def _numbers(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Floats of the text values that are plain numbers (``1,234.5`` too); others null."""
+    text = pc.replace_substring(pc.utf8_trim_whitespace(col), ",", "")
+    valid = pc.fill_null(pc.match_substring_regex(text, _NUMBER), False)
+    return pc.cast(pc.if_else(valid, text, None), pa.float64())
+
+
+def _derive_orders(lines: pa.Table, origin: list[int] | None, mapping: IngestMapping) -> pa.Table:
+    """One row per order ID: the first line's order values, Σ line amounts (exact copies of a
+    line, merged, not counted), its first line."""
+    own = mapping.of(None)
+    order_h = _header_of(own, "order_id")
+    amount_rule = next((r for r in own if r.target == "amount"), None)
+    if amount_rule is not None and amount_rule.header:
+        amounts = _numbers(lines.column(amount_rule.header))
+    else:
+        qty = _numbers(lines.column(_header_of(own, "quantity")))
+        amounts = pc.multiply(qty, _numbers(lines.column(_header_of(own, "unit_price"))))
+    work = pa.table(
+        {"k": lines.column(order_h), "a": amounts, "i": pa.array(range(lines.num_rows), pa.int64())}
+    )
+    keep_row = pc.is_valid(work.column("k"))
+    if origin is not None:
+        first = pa.array([o == i for i, o in enumerate(origin)], pa.bool_())
+        keep_row = pc.and_(keep_row, first)
+    work = work.filter(keep_row)
+    groups = work.group_by("k", use_threads=False).aggregate([("a", "sum"), ("i", "min")])
+    groups = groups.sort_by("i_min")
+    headers = [
+        r.header
+        for r in mapping.columns
+        if r.header and r.table_column[0] in ("orders", "customers")
+    ]
+    keep = list(dict.fromkeys([order_h, *headers, FILE_COLUMN, LINE_COLUMN]))
+    orders = lines.select(keep).take(groups.column("i_min"))
+    # summing floats leaves noise in the last digits (-11.899999999999999): round it away
+    total = pc.cast(pc.round(groups.column("a_sum"), 6), pa.string())
+    orders = orders.append_column(SUM_HEADER, total)
+    if mapping.rule("refund_link") == "customer_sku":
+        orders = orders.append_column(LINK_HEADER, _link_refunds(lines, orders, mapping))
+    return orders
+
+
+def _link_refunds(lines: pa.Table, orders: pa.Table, mapping: IngestMapping) -> pa.Array:
+    """For each refund order: the customer's latest earlier non-refund order sharing a SKU.
+
+    The order refunding the most of the refund's SKUs wins, the latest on a tie; a refund whose
+    customer bought none of its SKUs earlier (e.g. before the data starts) stays unlinked.
+    """
+    own, rel = mapping.of(None), mapping.of("orders")
+    refund = mapping.rule("refund")
+    if not isinstance(refund, dict):
+        raise ConfigError("refund_link = 'customer_sku' needs refund = { prefix = … }")
+    prefix = str(refund["prefix"])
+    order_h, sku_h = _header_of(own, "order_id"), _header_of(own, "sku")
+    cust_h, time_h = _header_of(rel, "customer_id"), _header_of(rel, "order_time")
+    bought: dict[tuple, list[tuple[str, str]]] = {}
+    refunds: dict[str, tuple[str, str, set[str]]] = {}
+    # only the lines of customers with a refund can take part
+    is_refund = pc.fill_null(pc.starts_with(lines.column(order_h), prefix), False)
+    refunders = pc.unique(pc.filter(lines.column(cust_h), is_refund))
+    part = lines.filter(pc.fill_null(pc.is_in(lines.column(cust_h), refunders), False))
+    cols = [part.column(h).to_pylist() for h in (order_h, sku_h, cust_h, time_h)]
+    for order, sku, cust, when in zip(*cols, strict=True):
+        if order is None or cust is None or when is None:
+            continue
+        if order.startswith(prefix):
+            refunds.setdefault(order, (cust, when, set()))[2].add(sku)
+        else:
+            bought.setdefault((cust, sku), []).append((when, order))
+    for v in bought.values():
+        v.sort()
+    links: dict[str, str] = {}
+    for order, (cust, when, skus) in refunds.items():
+        votes: dict[str, tuple[int, str]] = {}
+        for sku in skus:
+            earlier = bought.get((cust, sku), [])
+            i = bisect.bisect_left(earlier, (when, ""))
+            if i:
+                t, o = earlier[i - 1]
+                n, _ = votes.get(o, (0, t))
+                votes[o] = (n + 1, t)
+        if votes:
+            links[order] = max(votes.items(), key=lambda kv: kv[1])[0]
+    return pa.array([links.get(o) for o in orders.column(order_h).to_pylist()], pa.string())
+
+
+def _derived_customers(rows: pa.Table, mapping: IngestMapping, label: str) -> list[Prepared]:
+    """One customer per customer ID (its last row's ``customers.*`` values), if any are mapped."""
+    cust_rules = mapping.of("customers")
+    if not cust_rules:
+        return []
+    scope = "orders" if mapping.kind == "order_lines" else None
+    id_header = _header_of(mapping.of(scope), "customer_id")
+    ids = rows.column(id_header).to_pylist()
+    last: dict[str, int] = {}
+    for i, c in enumerate(ids):
+        if c is not None and re.sub(r"\s", "", c):
+            last[c] = i
+    keep = list(
+        dict.fromkeys(
+            [id_header, *(r.header for r in cust_rules if r.header), FILE_COLUMN, LINE_COLUMN]
+        )
+    )
+    customers = rows.select(keep).take(pa.array(sorted(last.values()), pa.int64()))
+    cols = (
+        ColumnRule("customer_id", header=id_header),
+        ColumnRule("anon_id", header=id_header, kind="anon_id"),
+        *[r for r in cust_rules if r.target not in ("customer_id", "anon_id")],
+    )
+    return [_prepared(f"{label} → customers", customers, "customers", cols, mapping)]
