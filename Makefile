@@ -56,6 +56,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_rfm.py --customers $(BENCH_CUSTOMERS)
 	$(BIN)/python bench/bench_clv.py --customers $(BENCH_CUSTOMERS)
 	$(BIN)/python bench/bench_build.py --customers $(BENCH_CUSTOMERS)
+	$(BIN)/python bench/bench_api.py --customers $(BENCH_CUSTOMERS)
 
 docs: install
 	$(BIN)/crmlens docs
