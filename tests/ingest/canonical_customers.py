@@ -161,5 +161,25 @@ def quarantine(wh: Warehouse) -> list[tuple[object, ...]]:
     ).fetchall()
 
 
+def write_mapping(folder: Path) -> Path:
+    """The ``crmlens ingest`` mapping of the table, as a user would write it."""
+    lines = ['kind = "customers"', "[columns]"]
+    lines += [f'{t} = "{h}"' for t, h in zip(TARGETS, HEADERS, strict=True)]
+    path = folder / "customers.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def check_ingested(path: Path, lines: list[int], source_file: str) -> None:
+    """The warehouse at ``path`` holds :data:`EXPECTED`; the quarantine names each bad row's own
+    line and its file (``source_file``, which ``crmlens ingest`` adds to the row)."""
+    with Warehouse(path, read_only=True) as wh:
+        assert contents(wh) == EXPECTED
+        assert quarantine(wh) == EXPECTED_QUARANTINE
+        assert quarantine_lines(wh) == lines
+        rows = wh.raw.execute("SELECT row_json FROM quarantine ORDER BY rule").fetchall()
+        assert {json.loads(r[0])["source_file"] for r in rows} == {source_file}
+
+
 def quarantine_lines(wh: Warehouse) -> list[int]:
     return [r[0] for r in wh.raw.execute("SELECT line_no FROM quarantine ORDER BY rule").fetchall()]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from crmlens.ingest import dry_run, ingest, profile, propose, read_input
 from crmlens.ingest.load import LoadReport
 from crmlens.ingest.mapping_file import IngestMapping, load_mapping
-from crmlens.ingest.pipeline import dry_run, ingest, profile, propose, read_source
 from crmlens.warehouse import Warehouse
 
 pytestmark = pytest.mark.datasets
@@ -55,7 +55,7 @@ def retail(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     if len(list(folder.glob("*.csv"))) != 305:
         pytest.skip(f"expected 305 Online Retail day files in {folder}")
     mapping = load_mapping(MAPPINGS / "online_retail.toml")
-    raw = read_source(folder / "*.csv", mapping.read, expected=mapping.headers)
+    raw = read_input(folder / "*.csv", mapping.read, expected=mapping.headers)
     wh = Warehouse(tmp_path_factory.mktemp("retail") / "retail.duckdb")
     report = ingest(wh, raw, mapping)
     yield Loaded(wh, report, mapping)
@@ -136,7 +136,7 @@ def test_online_retail_exact_duplicates_merge_when_asked(datasets: Path) -> None
         read=mapping.read,
         rules={"exact_duplicates": "merge"},
     )
-    raw = read_source(folder / "2010-12-0*.csv", merged.read)
+    raw = read_input(folder / "2010-12-0*.csv", merged.read)
     result = dry_run(raw, merged).report.sources[0]
     assert result.table == "order_lines" and result.balanced
     rows = raw.arrow.drop_columns(["source_file", "__line"]).to_pylist()
@@ -146,7 +146,7 @@ def test_online_retail_exact_duplicates_merge_when_asked(datasets: Path) -> None
 
 def test_cdnow_whitespace_and_compact_dates(datasets: Path, tmp_path: Path) -> None:
     mapping = load_mapping(MAPPINGS / "cdnow.toml")
-    raw = read_source(
+    raw = read_input(
         datasets / "cdnow" / "CDNOW_master.txt", mapping.read, expected=mapping.headers
     )
     with Warehouse(tmp_path / "w.duckdb") as wh:
@@ -167,7 +167,7 @@ def test_cdnow_whitespace_and_compact_dates(datasets: Path, tmp_path: Path) -> N
 def test_cdnow_suggestion_finds_orders(datasets: Path) -> None:
     from crmlens.ingest.mapping_file import ReadOptions
 
-    raw = read_source(datasets / "cdnow" / "CDNOW_master.txt", ReadOptions(delimiter="whitespace"))
+    raw = read_input(datasets / "cdnow" / "CDNOW_master.txt", ReadOptions(delimiter="whitespace"))
     suggestion = propose(raw, None)
     assert suggestion.kind == "orders" and suggestion.fits
     chosen = {c.target: c.header for c in suggestion.columns}
@@ -177,7 +177,7 @@ def test_cdnow_suggestion_finds_orders(datasets: Path) -> None:
 def test_telco_blank_total_charges_never_crash(datasets: Path, tmp_path: Path) -> None:
     mapping = load_mapping(MAPPINGS / "telco_churn.toml")
     path = datasets / "telco_churn" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
-    raw = read_source(path, mapping.read)
+    raw = read_input(path, mapping.read)
     charges = next(p for p in profile(raw) if p.header == "TotalCharges")
     assert (charges.kind, charges.blank, charges.non_empty) == ("float", 11, 7_032)
     with Warehouse(tmp_path / "w.duckdb") as wh:
@@ -191,7 +191,7 @@ def test_telco_blank_total_charges_never_crash(datasets: Path, tmp_path: Path) -
 def test_online_shoppers_fits_no_table_and_null_revenue_is_reported(datasets: Path) -> None:
     from crmlens.ingest.mapping_file import ReadOptions
 
-    raw = read_source(datasets / "clickstream" / "online_shoppers_intention.csv", ReadOptions())
+    raw = read_input(datasets / "clickstream" / "online_shoppers_intention.csv", ReadOptions())
     assert raw.rows == 12_359
     assert not propose(raw, None).fits  # sessions without user or time: no canonical table
     revenue = next(p for p in profile(raw) if p.header == "Revenue")
@@ -200,7 +200,7 @@ def test_online_shoppers_fits_no_table_and_null_revenue_is_reported(datasets: Pa
 
 def test_cookie_cats_bom_crlf_experiment_units(datasets: Path, tmp_path: Path) -> None:
     mapping = load_mapping(MAPPINGS / "cookie_cats.toml")
-    raw = read_source(
+    raw = read_input(
         datasets / "ab_test" / "cookie_cats.csv", mapping.read, expected=mapping.headers
     )
     assert raw.headers[0] == "userid"  # the byte-order mark is not part of the first header

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from crmlens.errors import ConfigError, SourceError
+from crmlens.ingest import dry_run, ingest, read_input
 from crmlens.ingest.mapping import normalise_header, sniff_values, suggest_kind, suggest_mapping
 from crmlens.ingest.mapping_file import (
     ColumnRule,
@@ -22,7 +23,6 @@ from crmlens.ingest.mapping_file import (
     loads_mapping,
     save_mapping,
 )
-from crmlens.ingest.pipeline import dry_run, ingest, read_source
 from crmlens.warehouse import Warehouse
 
 
@@ -214,7 +214,7 @@ def _orders_mapping(**rules: object) -> IngestMapping:
 
 
 def test_orders_dates_money_currency_refunds(tmp_path: Path, wh: Warehouse) -> None:
-    raw = read_source(_write(tmp_path / "orders.csv", ORDERS), ReadOptions())
+    raw = read_input(_write(tmp_path / "orders.csv", ORDERS), ReadOptions())
     (res,) = ingest(wh, raw, _orders_mapping()).sources
     assert (res.rows_read, res.rows_loaded, res.rows_quarantined, res.rows_merged) == (8, 4, 3, 1)
     got = _rows(
@@ -231,7 +231,7 @@ def test_orders_dates_money_currency_refunds(tmp_path: Path, wh: Warehouse) -> N
 
 
 def test_every_orders_rule_is_recorded(tmp_path: Path, wh: Warehouse) -> None:
-    raw = read_source(_write(tmp_path / "orders.csv", ORDERS), ReadOptions())
+    raw = read_input(_write(tmp_path / "orders.csv", ORDERS), ReadOptions())
     (res,) = ingest(wh, raw, _orders_mapping()).sources
     lines = dict(_rows(wh, "SELECT line_no, rule FROM quarantine WHERE action = 'rejected'"))
     # line numbers count the header as line 1. O5: negative, naming no order: an entry error;
@@ -254,7 +254,7 @@ def test_excel_serial_dates_and_guests(tmp_path: Path, wh: Warehouse) -> None:
             ColumnRule("amount", header="实付金额"),
         ),
     )
-    raw = read_source(_write(tmp_path / "o.csv", text), ReadOptions())
+    raw = read_input(_write(tmp_path / "o.csv", text), ReadOptions())
     ingest(wh, raw, m)
     assert _rows(
         wh, "SELECT order_id, customer_id, order_time::VARCHAR FROM orders ORDER BY 1"
@@ -284,7 +284,7 @@ def test_customers_phones_emails_defaults_gbk(tmp_path: Path, wh: Warehouse) -> 
             ColumnRule("member_tier", header="会员等级", default="普通"),
         ),
     )
-    raw = read_source(_write(tmp_path / "members.csv", text, "gbk"), ReadOptions())
+    raw = read_input(_write(tmp_path / "members.csv", text, "gbk"), ReadOptions())
     (res,) = ingest(wh, raw, m).sources
     assert (res.rows_read, res.rows_loaded, res.rows_merged) == (4, 3, 1)
     assert _rows(wh, "SELECT customer_id, phone, email, member_tier FROM customers ORDER BY 1") == [
@@ -303,7 +303,7 @@ def test_folder_of_same_shaped_files_is_one_source(tmp_path: Path, wh: Warehouse
     _write(folder / "d1.csv", "订单号,下单时间,实付金额\nX1,2021-01-01,1\n")
     _write(folder / "d2.csv", "订单号,下单时间,实付金额\nX2,2021-01-02,2\nX3,bad,3\n")
     m = suggest_mapping(["订单号", "下单时间", "实付金额"], [["X1", "2021-01-01", "1"]], "orders")
-    raw = read_source(folder, ReadOptions())
+    raw = read_input(folder, ReadOptions())
     assert raw.rows == 3 and len(raw.files) == 2
     (res,) = ingest(wh, raw, m.to_mapping()).sources
     assert (res.rows_loaded, res.rows_quarantined) == (2, 1)
@@ -313,7 +313,7 @@ def test_folder_of_same_shaped_files_is_one_source(tmp_path: Path, wh: Warehouse
     assert row == [(3, "d2.csv")]  # the line within its own file, and the file
     _write(folder / "d3.csv", "订单号,时间,实付金额\nX4,2021-01-03,4\n")
     with pytest.raises(SourceError, match=r"d3\.csv.*expected the headers of d1\.csv"):
-        read_source(folder / "*.csv", ReadOptions())
+        read_input(folder / "*.csv", ReadOptions())
 
 
 def test_line_file_derives_orders_and_customers(tmp_path: Path, wh: Warehouse) -> None:
@@ -339,7 +339,7 @@ def test_line_file_derives_orders_and_customers(tmp_path: Path, wh: Warehouse) -
         ),
         rules={"refund": {"prefix": "R"}, "refund_link": "customer_sku"},
     )
-    raw = read_source(_write(tmp_path / "lines.csv", text), ReadOptions())
+    raw = read_input(_write(tmp_path / "lines.csv", text), ReadOptions())
     report = ingest(wh, raw, m)
     assert [s.table for s in report.sources] == ["customers", "orders", "order_lines"]
     assert report.balanced
@@ -372,7 +372,7 @@ def test_excel_sheet_with_a_title_row(tmp_path: Path, wh: Warehouse) -> None:
     sheet.write_row(2, 2, [13800138000])
     sheet.write_row(3, 0, ["M2", 44265, "139 0013 9000"])  # a serial number typed as a number
     book.close()
-    raw = read_source(path, ReadOptions(sheet="会员", header_row=2))
+    raw = read_input(path, ReadOptions(sheet="会员", header_row=2))
     s = suggest_mapping(raw.headers, raw.sample(), "customers")
     assert {c.target: c.header for c in s.columns if c.header}["signup_date"] == "注册时间"
     (res,) = ingest(wh, raw, s.to_mapping()).sources

@@ -9,8 +9,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from typer.testing import CliRunner, Result
 
-from crmlens.errors import LoadError, SourceError
+from crmlens.cli import app
+from crmlens.errors import ConfigError, LoadError, SourceError
 from crmlens.ingest import load_sources
 from crmlens.ingest.readers import ExportReader
 from crmlens.warehouse import Warehouse
@@ -144,3 +146,32 @@ def test_an_unreachable_server_fails_fast(tmp_path: Path) -> None:
     )
     with pytest.raises(SourceError, match=r"pg:away: PostgreSQL: .*connection"):
         ExportReader(tmp_path, tmp_path).read(spec)
+
+
+def _ingest(tmp_path: Path, source: str, *options: str) -> tuple[Path, Result]:
+    wh = tmp_path / "w.duckdb"
+    args = ["ingest", source, "--mapping", str(cc.write_mapping(tmp_path)), "-w", str(wh), "-q"]
+    return wh, CliRunner().invoke(app, [*args, *options])
+
+
+def test_crmlens_ingest_reads_a_table_by_uri(pg: PgServer, tmp_path: Path) -> None:
+    uri = f"postgresql://postgres@/postgres?host={pg.socket_dir}&port={pg.port}"
+    wh, result = _ingest(tmp_path, uri, "--table", 'crm."客戶"')
+    assert result.exit_code == 0, result.output
+    assert 'pg:crm."客戶"' in result.output and str(pg.socket_dir) not in result.output
+    cc.check_ingested(wh, [4, 5], "客戶")  # row ordinals; the table names the rows' source
+
+
+def test_crmlens_ingest_reads_a_query(pg: PgServer, tmp_path: Path) -> None:
+    query = 'SELECT * FROM crm."客戶" ORDER BY id DESC'
+    wh, result = _ingest(tmp_path, pg.dsn, "--query", query)
+    assert result.exit_code == 0, result.output
+    cc.check_ingested(wh, [3, 2], "query")
+
+
+def test_crmlens_ingest_needs_a_table_or_a_query(tmp_path: Path) -> None:
+    uri = "postgresql://shop:secret@/crm?host=/nowhere"
+    _, result = _ingest(tmp_path, uri)
+    assert isinstance(result.exception, ConfigError)
+    assert "--table or the --query" in str(result.exception)
+    assert "secret" not in str(result.exception)

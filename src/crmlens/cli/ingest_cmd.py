@@ -153,6 +153,10 @@ def print_load_report(report: Any) -> None:
             console.print(f"  {s.table}: {listed}")
     verdict = "[green]balanced[/]" if report.balanced else "[red]NOT balanced[/]"
     console.print(f"Row accounting: {verdict}")
+    if report.identity is not None:
+        from crmlens.ingest.identity import format_counts
+
+        console.print(format_counts(report.identity), highlight=False)
 
 
 def _print_dry_run(result: Any) -> None:
@@ -185,48 +189,43 @@ def _print_dry_run(result: Any) -> None:
 
 
 def _read_options(
-    first: Path,
+    source: str,
     base: Any,
-    encoding: str | None,
-    delimiter: str | None,
-    sheet: str | None,
-    header_row: int | None,
+    overrides: dict[str, Any],
 ) -> Any:
-    """The mapping's read options (or the sniffed ones), overridden by the command's options."""
+    """The mapping's read options (or those sniffed from the first file), overridden by the
+    command's options."""
     from dataclasses import replace
 
+    from crmlens.ingest.files import expand_sources
     from crmlens.ingest.mapping_file import ReadOptions
+    from crmlens.ingest.sniff import sniff
 
     if base is None:
-        from crmlens.ingest.sniff import sniff
-
-        found = sniff(first, encoding=encoding or "auto", sheet=sheet)
-        if found.format not in ("csv", "tsv", "excel"):
-            raise ConfigError(
-                f"{first}: crmlens ingest reads CSV/TSV/TXT and Excel, found {found.format}"
-            )
+        first = expand_sources(source)[0]
+        fmt = overrides.get("format", "auto")
+        found = sniff(
+            first,
+            format=None if fmt == "auto" else fmt,
+            encoding=overrides.get("encoding", "auto"),
+            sheet=overrides.get("sheet"),
+        )
         base = ReadOptions(
             encoding=found.encoding or "auto",
             delimiter=found.delimiter or ",",
-            header_row=max(found.header_row, 1),
+            header_row=found.header_row,
             sheet=found.sheet,
         )
-    overrides = {
-        k: v
-        for k, v in (
-            ("encoding", encoding),
-            ("delimiter", delimiter),
-            ("sheet", sheet),
-            ("header_row", header_row),
-        )
-        if v is not None
-    }
     return replace(base, **overrides)
 
 
 def ingest(
     source: Annotated[
-        str, typer.Argument(help="A file, a folder, or a quoted glob of same-shaped files.")
+        str,
+        typer.Argument(
+            help="A file, a folder, a quoted glob of same-shaped files, or a PostgreSQL "
+            "connection string (with --table or --query)."
+        ),
     ],
     kind: Annotated[
         str | None,
@@ -246,6 +245,16 @@ def ingest(
             "--dry-run", help="Show mapping, profile and a validation preview; load nothing."
         ),
     ] = False,
+    table: Annotated[
+        str | None, typer.Option(help="PostgreSQL: the table (schema.table) to read.")
+    ] = None,
+    query: Annotated[str | None, typer.Option(help="PostgreSQL: the query to read.")] = None,
+    file_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="csv, tsv, excel, parquet or jsonl; default: from each file."
+        ),
+    ] = None,
     encoding: Annotated[
         str | None, typer.Option(help="Text encoding (utf-8, gbk, big5, …); default: detected.")
     ] = None,
@@ -254,7 +263,8 @@ def ingest(
     ] = None,
     sheet: Annotated[str | None, typer.Option(help="Excel sheet; default: the first.")] = None,
     header_row: Annotated[
-        int | None, typer.Option(min=1, help="Line/row of the headers; default: sniffed.")
+        int | None,
+        typer.Option(min=0, help="Line/row of the headers, 0 for none; default: sniffed."),
     ] = None,
     warehouse: WarehouseOption = None,
     quiet: QuietOption = False,
@@ -262,25 +272,40 @@ def ingest(
     """Map and load a real export: suggested mapping, cleaning rules, row accounting."""
     from dataclasses import replace
 
-    from crmlens.ingest.files import expand_sources, read_files
+    from crmlens.ingest.files import read_input
     from crmlens.ingest.mapping_file import load_mapping
     from crmlens.ingest.mapping_file import save_mapping as write_mapping
     from crmlens.ingest.pipeline import dry_run as run_dry
     from crmlens.ingest.pipeline import ingest as run_ingest
     from crmlens.ingest.pipeline import profile, propose
 
-    files = expand_sources(source)
     chosen = load_mapping(mapping) if mapping else None
     if chosen is not None and kind is not None and kind != chosen.kind:
         raise ConfigError(f"--kind {kind} contradicts the mapping's kind {chosen.kind}")
-    read = _read_options(
-        files[0], chosen.read if chosen else None, encoding, delimiter, sheet, header_row
-    )
+    database = table is not None or query is not None
+    overrides = {
+        k: v
+        for k, v in (
+            ("format", file_format),
+            ("encoding", encoding),
+            ("delimiter", delimiter),
+            ("sheet", sheet),
+            ("header_row", header_row),
+        )
+        if v is not None
+    }
+    base = chosen.read if chosen else None
+    if database:
+        from crmlens.ingest.mapping_file import ReadOptions
+
+        read = replace(base or ReadOptions(), **overrides)
+    else:
+        read = _read_options(source, base, overrides)
+    expected = chosen.headers if chosen else ()
     with _progress(console, not quiet) as bars:
-        raw = read_files(files, read, expected=chosen.headers if chosen else (), progress=bars)
-    console.print(
-        f"Read {len(files):,} file(s), {raw.rows:,} rows in {raw.seconds:.1f} s ({raw.label})"
-    )
+        raw = read_input(source, read, table=table, query=query, expected=expected, progress=bars)
+    what = "the database" if database else f"{len(raw.files):,} file(s)"
+    console.print(f"Read {what}, {raw.rows:,} rows in {raw.seconds:.1f} s ({raw.label})")
     suggestion = None
     if chosen is None:
         suggestion = propose(raw, kind)

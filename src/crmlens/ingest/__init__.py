@@ -17,7 +17,7 @@ Two ways in, one reader and one loader underneath:
 
 from crmlens.ingest.demo_sources import DEMO_SOURCES
 from crmlens.ingest.encoding import canonical_encoding, detect, detect_encoding
-from crmlens.ingest.files import RawTable, expand_sources, read_database, read_files, read_input
+from crmlens.ingest.files import RawTable, expand_sources, read_files, read_input
 from crmlens.ingest.load import LoadReport, Prepared, Progress, load_demo_export, load_sources
 from crmlens.ingest.mapping import Suggestion, suggest_kind, suggest_mapping
 from crmlens.ingest.mapping_file import (
@@ -29,7 +29,6 @@ from crmlens.ingest.mapping_file import (
     save_mapping,
 )
 from crmlens.ingest.pipeline import ColumnProfile, DryRun, dry_run, ingest, profile, propose
-from crmlens.ingest.prepare import prepare
 from crmlens.ingest.readers import ExportReader, read_batches, read_source
 from crmlens.ingest.sniff import SniffResult, sniff
 from crmlens.ingest.spec import (
@@ -76,11 +75,9 @@ __all__ = [
     "load_demo_export",
     "load_mapping",
     "load_sources",
-    "prepare",
     "profile",
     "propose",
     "read_batches",
-    "read_database",
     "read_files",
     "read_input",
     "read_source",

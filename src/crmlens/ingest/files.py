@@ -28,18 +28,19 @@ from crmlens.errors import ConfigError, SourceError
 from crmlens.ingest.formats import LINE, spool
 from crmlens.ingest.mapping_file import ReadOptions
 from crmlens.ingest.postgres import postgres_source
-from crmlens.ingest.readers import read_batches
-from crmlens.ingest.sniff import guess_format
+from crmlens.ingest.readers import check_headers, read_batches
+from crmlens.ingest.sniff import FORMAT_BY_SUFFIX, guess_format
 
 #: ``progress(step, done, total, rows)``: files read or sources loaded so far, and rows so far.
 IngestProgress = Callable[[str, int, int, int], None]
 FILE_COLUMN = "source_file"
 LINE_COLUMN = LINE
 #: The suffixes of the files of a folder that are read (text, Excel, Parquet, JSON lines).
-SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".xls", ".parquet", ".jsonl", ".ndjson")
+SUFFIXES = (".csv", ".txt", *FORMAT_BY_SUFFIX)
 #: Rows kept per file for suggesting a mapping.
 SAMPLE_ROWS = 1000
 _URI_SCHEMES = ("postgresql://", "postgres://")
+MAPPED = "named in the mapping"
 
 
 def is_database(source: str | Path) -> bool:
@@ -130,23 +131,6 @@ class _Spooler:
         return RawTable(label, headers, arrow, tuple(files), seconds, self.owned)
 
 
-def _check_headers(
-    headers: tuple[str, ...], expected: Sequence[str], where: Path | str, row: int | None
-) -> None:
-    dupes = sorted({h for h in headers if headers.count(h) > 1})
-    if dupes:
-        raise SourceError(f"duplicate columns {dupes}", path=where, row=row)
-    if not headers:
-        raise SourceError("no columns: the source is empty", path=where, row=row)
-    missing = [h for h in expected if h not in headers]
-    if missing:
-        raise SourceError(
-            f"expected columns {missing} (named in the mapping), found {list(headers)}",
-            path=where,
-            row=row,
-        )
-
-
 def read_files(
     files: Sequence[Path],
     options: ReadOptions,
@@ -183,7 +167,7 @@ def read_files(
         )
         row = options.header_row if fmt in ("csv", "tsv", "excel") and options.header_row else None
         if headers is None:
-            _check_headers(these, expected, path, row)
+            check_headers(these, expected, path, row, needed_by=MAPPED)
             headers = these
         elif these != headers:
             raise SourceError(
@@ -199,37 +183,6 @@ def read_files(
     return spooler.table(name, headers, files, clock)
 
 
-def read_database(
-    dsn: str,
-    *,
-    table: str | None = None,
-    query: str | None = None,
-    expected: Sequence[str] = (),
-    progress: IngestProgress | None = None,
-    workdir: Path | None = None,
-) -> RawTable:
-    """A PostgreSQL ``table`` (``schema.table``) or ``query`` as one table of strings.
-
-    The source is named ``pg:<table>`` or ``pg:query``, never by ``dsn`` (it may hold a password).
-    """
-    if (table is None) == (query is None):
-        raise ConfigError("a PostgreSQL source needs either --table or --query")
-    clock = time.perf_counter()
-    name = table.rsplit(".", 1)[-1].strip('"') if table else "query"
-    label = f"pg:{table}" if table else "pg:query"
-    if progress:
-        progress("read", 0, 1, 0)
-    spooler = _Spooler(workdir)
-    scratch = spooler.workdir / "pg-copy.csv"
-    headers, batches = postgres_source(dsn, table=table, query=query, label=label, scratch=scratch)
-    _check_headers(headers, expected, label, None)
-    rows = spooler.add(name, headers, batches, label)
-    scratch.unlink()  # spooled: the COPY output is no longer needed
-    if progress:
-        progress("read", 1, 1, rows)
-    return spooler.table(label, headers, (), clock)
-
-
 def read_input(
     source: str | Path,
     options: ReadOptions | None = None,
@@ -240,24 +193,34 @@ def read_input(
     progress: IngestProgress | None = None,
     workdir: Path | None = None,
 ) -> RawTable:
-    """The rows of a file, folder or glob (see :func:`expand_sources`), or, with ``table`` or
-    ``query``, of a PostgreSQL database (``source`` is its connection string or URI)."""
-    if table is not None or query is not None:
-        return read_database(
-            str(source),
-            table=table,
-            query=query,
-            expected=expected,
-            progress=progress,
-            workdir=workdir,
+    """The rows of a file, folder or glob (see :func:`expand_sources`, :func:`read_files`), or,
+    with ``table`` (``schema.table``) or ``query``, of a PostgreSQL database whose connection
+    string or URI ``source`` is.
+
+    A database source is named ``pg:<table>`` or ``pg:query``, never by its connection string
+    (it may hold a password).
+    """
+    if table is None and query is None:
+        if is_database(source):
+            where = str(source).rsplit("@", 1)[-1]  # what precedes an @ may hold a password
+            raise ConfigError(f"{where}: name the --table or the --query to read")
+        files = expand_sources(source)
+        return read_files(
+            files, options or ReadOptions(), expected=expected, progress=progress, workdir=workdir
         )
-    if is_database(source):
-        where = str(source).rsplit("@", 1)[-1]  # what precedes an @ may hold a password
-        raise ConfigError(f"{where}: name the --table or the --query to read")
-    return read_files(
-        expand_sources(source),
-        options or ReadOptions(),
-        expected=expected,
-        progress=progress,
-        workdir=workdir,
+    clock = time.perf_counter()
+    name = table.rsplit(".", 1)[-1].strip('"') if table else "query"
+    label = f"pg:{table}" if table else "pg:query"
+    if progress:
+        progress("read", 0, 1, 0)
+    spooler = _Spooler(workdir)
+    scratch = spooler.workdir / "pg-copy.csv"
+    headers, batches = postgres_source(
+        str(source), table=table, query=query, label=label, scratch=scratch
     )
+    check_headers(headers, expected, label, None, needed_by=MAPPED)
+    rows = spooler.add(name, headers, batches, label)
+    scratch.unlink()  # spooled: the COPY output is no longer needed
+    if progress:
+        progress("read", 1, 1, rows)
+    return spooler.table(label, headers, (), clock)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +31,7 @@ BATCH_ROWS = 1 << 16
 #: Rows per batch built from Python values (text and JSON lines): these take more memory per row.
 PY_BATCH_ROWS = 1 << 14
 LINE = "__line"
+R = TypeVar("R")
 _REPLACEMENT = "\ufffd"
 
 
@@ -159,6 +160,29 @@ def unique_headers(names: Iterable[str], path: Path | str) -> tuple[str, ...]:
     return headers
 
 
+def in_batches(
+    records: Iterable[tuple[int, R]],
+    make: Callable[[list[R], list[int]], pa.RecordBatch],
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """``make(rows, lines)`` over every ``batch_rows`` of ``(line, row)`` records, and the rest.
+
+    >>> [b.num_rows for b in in_batches(((n, n) for n in range(5)),
+    ...     lambda rows, lines: pa.record_batch([pa.array(rows)], names=["n"]), 2)]
+    [2, 2, 1]
+    """
+    rows: list[R] = []
+    lines: list[int] = []
+    for number, row in records:
+        rows.append(row)
+        lines.append(number)
+        if len(rows) >= batch_rows:
+            yield make(rows, lines)
+            rows, lines = [], []
+    if rows:
+        yield make(rows, lines)
+
+
 # ---- Parquet --------------------------------------------------------------------------------
 
 
@@ -194,7 +218,9 @@ def parquet_batches(
 # ---- JSON lines -----------------------------------------------------------------------------
 
 
-def _json_object(path: Path, number: int, line: str) -> dict[str, Any]:
+def json_object(path: Path, number: int, line: str) -> dict[str, Any]:
+    """One line of a JSON-lines file as an object; numbers keep their text (``SourceError``
+    naming the line if it is not an object)."""
     try:
         # numbers keep their written text: 1.50 stays 1.50, a 20-digit ID is not rounded
         value = json.loads(line, parse_float=str, parse_int=str)
@@ -214,7 +240,7 @@ def jsonl_headers(path: Path, encoding: str) -> tuple[str, ...]:
     keys: dict[str, None] = {}
     for number, line in iter_lines(path, encoding):
         if line.strip():
-            keys.update(dict.fromkeys(_json_object(path, number, line)))
+            keys.update(dict.fromkeys(json_object(path, number, line)))
     if not keys:
         raise SourceError("expected JSON objects, found no line holding one", path=path)
     return unique_headers(keys, path)
@@ -224,18 +250,12 @@ def jsonl_batches(
     path: Path, encoding: str, headers: tuple[str, ...], *, batch_rows: int = PY_BATCH_ROWS
 ) -> Iterator[pa.RecordBatch]:
     """Text batches of a JSON-lines file, ``__line`` = the line of the object; blank lines skipped."""
-    rows: list[dict[str, Any]] = []
-    lines: list[int] = []
-    for number, line in iter_lines(path, encoding):
-        if not line.strip():
-            continue
-        rows.append(_json_object(path, number, line))
-        lines.append(number)
-        if len(rows) >= batch_rows:
-            yield _json_batch(rows, lines, headers)
-            rows, lines = [], []
-    if rows:
-        yield _json_batch(rows, lines, headers)
+    objects = (
+        (number, json_object(path, number, line))
+        for number, line in iter_lines(path, encoding)
+        if line.strip()
+    )
+    return in_batches(objects, lambda rows, lines: _json_batch(rows, lines, headers), batch_rows)
 
 
 def _json_batch(
@@ -303,22 +323,20 @@ def text_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Text batches of a delimited file; a record with more fields than headers is an error."""
     width = len(headers)
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    for number, fields in text_records(path, encoding, delimiter, header_row):
-        if len(fields) != width:
-            if len(fields) > width:
-                raise SourceError(
-                    f"expected at most {width} fields, found {len(fields)}", path=path, row=number
-                )
-            fields += [""] * (width - len(fields))
-        rows.append(fields)
-        lines.append(number)
-        if len(rows) >= batch_rows:
-            yield _fields_batch(rows, lines, headers)
-            rows, lines = [], []
-    if rows:
-        yield _fields_batch(rows, lines, headers)
+
+    def padded() -> Iterator[tuple[int, list[str]]]:
+        for number, fields in text_records(path, encoding, delimiter, header_row):
+            if len(fields) != width:
+                if len(fields) > width:
+                    raise SourceError(
+                        f"expected at most {width} fields, found {len(fields)}",
+                        path=path,
+                        row=number,
+                    )
+                fields += [""] * (width - len(fields))
+            yield number, fields
+
+    return in_batches(padded(), lambda rows, lines: _fields_batch(rows, lines, headers), batch_rows)
 
 
 def _fields_batch(

@@ -31,7 +31,6 @@ True
 
 from __future__ import annotations
 
-import codecs
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any, Literal
 import tomli_w
 
 from crmlens.errors import ConfigError
+from crmlens.ingest.spec import check_text_options
 from crmlens.schema import data_tables, table
 
 Clean = Literal["id"]
@@ -135,15 +135,7 @@ class ReadOptions:
             raise ConfigError(
                 f"header_row counts from 1 (0: no header line), got {self.header_row}"
             )
-        if self.delimiter != "whitespace" and len(self.delimiter) != 1:
-            raise ConfigError(
-                f"the delimiter is one character or 'whitespace', got {self.delimiter!r}"
-            )
-        if self.encoding != "auto":
-            try:
-                codecs.lookup(self.encoding)
-            except LookupError:
-                raise ConfigError(f"unknown encoding {self.encoding!r}") from None
+        check_text_options(self.encoding, self.delimiter)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -154,33 +155,60 @@ def origins(arrow: pa.Table, raw: RawTable, mapping: IngestMapping) -> list[int]
 
 def generate(arrow: pa.Table, origin: list[int] | None, mapping: IngestMapping) -> pa.Table:
     """Add the generated columns (``row`` IDs, ``position`` line numbers); a copy of an earlier
-    row (``origin``) gets that row's values."""
+    row (``origin``) gets that row's values.
+
+    Computed on Arrow and numpy arrays, never on a Python object per row: memory stays near the
+    size of the columns however many rows there are.
+    """
     gens = [c for c in mapping.columns if c.generate]
     if not gens:
         return arrow
-    files = arrow.column(FILE_COLUMN).to_pylist()
-    lines = arrow.column(LINE_COLUMN).to_pylist()
-    origin = origin or list(range(arrow.num_rows))
+    take = None if origin is None else pa.array(origin, pa.int64())
     for rule in gens:
         if rule.generate == "row":
-            ids = [f"{files[o].rsplit('.', 1)[0]}-{lines[o]}" for o in origin]
-            arrow = arrow.append_column(_generated_name(rule.target), pa.array(ids, pa.string()))
-            continue
-        order_rule = next((c for c in mapping.columns if c.target == "order_id" and c.header), None)
-        if order_rule is None:
-            raise ConfigError("generate = 'position' numbers lines within an order: map order_id")
-        orders = arrow.column(order_rule.header).to_pylist()
-        seen: dict[object, int] = {}
-        pos = [0] * len(origin)
-        for i, o in enumerate(origin):
-            if o == i:
-                seen[orders[i]] = pos[i] = seen.get(orders[i], 0) + 1
-            else:
-                pos[i] = pos[o]
-        arrow = arrow.append_column(
-            _generated_name(rule.target), pa.array(pos, pa.int64()).cast(pa.string())
-        )
+            # <file stem>-<line>: the stem drops the last suffix, as rsplit(".", 1)[0] does
+            stems = pc.replace_substring_regex(arrow.column(FILE_COLUMN), r"\.[^.]*$", "")
+            ids = pc.binary_join_element_wise(
+                stems, pc.cast(arrow.column(LINE_COLUMN), pa.string()), "-"
+            )
+            values = ids if take is None else ids.take(take)
+        else:
+            order_rule = next(
+                (c for c in mapping.columns if c.target == "order_id" and c.header), None
+            )
+            if order_rule is None:
+                raise ConfigError(
+                    "generate = 'position' numbers lines within an order: map order_id"
+                )
+            positions = _positions(arrow.column(order_rule.header), origin)
+            values = pa.array(positions, pa.int64()).cast(pa.string())
+        arrow = arrow.append_column(_generated_name(rule.target), values)
     return arrow
+
+
+def _positions(orders: pa.ChunkedArray, origin: list[int] | None) -> np.ndarray:
+    """Each row's position (from 1) among the rows of its order, in row order; a copy of an
+    earlier row (``origin``) is not counted and gets that row's position.
+
+    >>> _positions(pa.chunked_array([["A", "B", "A", None, "A"]]), None).tolist()
+    [1, 1, 2, 1, 3]
+    >>> _positions(pa.chunked_array([["A", "A", "A"]]), [0, 0, 2]).tolist()
+    [1, 1, 2]
+    """
+    n = len(orders)
+    groups = pc.fill_null(orders.combine_chunks().dictionary_encode().indices, -1)
+    group = np.asarray(groups.to_numpy(zero_copy_only=False), dtype=np.int64)
+    own = np.arange(n) if origin is None else np.flatnonzero(np.asarray(origin) == np.arange(n))
+    mine = group[own]
+    by_group = np.argsort(mine, kind="stable")  # stable: row order within a group
+    ranked = mine[by_group]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    first = np.repeat(starts, np.diff(np.r_[starts, len(ranked)]))
+    counted = np.empty(len(mine), np.int64)
+    counted[by_group] = np.arange(len(mine)) - first + 1
+    positions = np.zeros(n, np.int64)
+    positions[own] = counted
+    return positions if origin is None else positions[np.asarray(origin)]
 
 
 def _source(rule: ColumnRule) -> str | None:
@@ -362,10 +390,18 @@ def _link_refunds(lines: pa.Table, orders: pa.Table, mapping: IngestMapping) -> 
     cust_h, time_h = _header_of(rel, "customer_id"), _header_of(rel, "order_time")
     bought: dict[tuple, list[tuple[str, str]]] = {}
     refunds: dict[str, tuple[str, str, set[str]]] = {}
-    # only the lines of customers with a refund can take part
+    # only the lines of a (customer, SKU) pair that some refund holds can take part: selected
+    # in Arrow, so that Python objects are made for a small share of the lines only
     is_refund = pc.fill_null(pc.starts_with(lines.column(order_h), prefix), False)
-    refunders = pc.unique(pc.filter(lines.column(cust_h), is_refund))
-    part = lines.filter(pc.fill_null(pc.is_in(lines.column(cust_h), refunders), False))
+    pair = pc.binary_join_element_wise(
+        lines.column(cust_h),
+        lines.column(sku_h),
+        "\x1f",
+        null_handling="replace",
+        null_replacement="\x00",
+    )
+    refunded = pc.unique(pc.filter(pair, is_refund))
+    part = lines.filter(pc.fill_null(pc.is_in(pair, refunded), False))
     cols = [part.column(h).to_pylist() for h in (order_h, sku_h, cust_h, time_h)]
     for order, sku, cust, when in zip(*cols, strict=True):
         if order is None or cust is None or when is None:

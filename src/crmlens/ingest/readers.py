@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import mmap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from crmlens.warehouse.loading import SourceRows
 __all__ = [
     "ExportReader",
     "canonical_encoding",
+    "check_headers",
     "detect_encoding",
     "duckdb_reads",
     "read_batches",
@@ -85,15 +86,25 @@ def _has_quote(path: Path) -> bool:
         return mm.find(b'"') >= 0
 
 
-def _check_headers(spec: SourceSpec, where: Path | str, headers: tuple[str, ...]) -> None:
+def check_headers(
+    headers: tuple[str, ...],
+    required: Sequence[str],
+    where: Path | str,
+    row: int | None,
+    *,
+    needed_by: str,
+) -> None:
+    """:class:`SourceError` for duplicate headers, none at all, or a ``required`` one missing
+    (``needed_by`` says what names it, e.g. ``for table customers``)."""
     dupes = sorted({h for h in headers if headers.count(h) > 1})
-    row = spec.header_row if spec.format in ("csv", "tsv", "excel") else None
     if dupes:
         raise SourceError(f"duplicate columns {dupes}", path=where, row=row)
-    missing = [h for h in spec.source_headers if h not in headers]
+    if not headers:
+        raise SourceError("no columns: the source is empty", path=where, row=row)
+    missing = [h for h in required if h not in headers]
     if missing:
         raise SourceError(
-            f"expected columns {missing} (for table {spec.table}), found {list(headers)}",
+            f"expected columns {missing} ({needed_by}), found {list(headers)}",
             path=where,
             row=row,
         )
@@ -129,7 +140,10 @@ class ExportReader:
             self._cache[key] = self._read(spec)
         rows = self._cache[key]
         where = spec.path if spec.format == "postgres" else self.path(spec)
-        _check_headers(spec, where, rows.headers)
+        row = spec.header_row if spec.format in ("csv", "tsv", "excel") else None
+        check_headers(
+            rows.headers, spec.source_headers, where, row, needed_by=f"for table {spec.table}"
+        )
         return rows
 
     def _read(self, spec: SourceSpec) -> SourceRows:
@@ -205,6 +219,8 @@ def read_batches(
     the batches come one at a time, so memory stays bounded by a batch (a sheet, for Excel).
     """
     if format == "excel":
+        if header_row < 1:
+            raise SourceError(f"a sheet's header row counts from 1, got {header_row}", path=path)
         headers, arrow = read_sheet(path, sheet, header_row)
         return headers, iter(arrow.to_batches())
     if format == "parquet":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from crmlens.errors import SourceError
 from crmlens.ingest.encoding import Detected, canonical_encoding, detect
 from crmlens.ingest.formats import (
     cell_text,
+    json_object,
     json_text,
     parquet_batches,
     parquet_headers,
@@ -34,7 +34,8 @@ TEXT_SAMPLE = 1 << 16
 SCAN_ROWS = 60
 _DELIMITERS = (",", "\t", ";", "|")
 _EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
-_FORMAT_BY_SUFFIX: dict[str, Format] = {
+#: The format of a file by its suffix (text without a known suffix is ``csv``).
+FORMAT_BY_SUFFIX: dict[str, Format] = {
     ".tsv": "tsv",
     ".tab": "tsv",
     ".parquet": "parquet",
@@ -96,7 +97,7 @@ def guess_format(path: Path) -> Format:
         return "excel"
     if head.startswith(b"PAR1"):
         return "parquet"
-    return _FORMAT_BY_SUFFIX.get(path.suffix.lower(), "csv")
+    return FORMAT_BY_SUFFIX.get(path.suffix.lower(), "csv")
 
 
 def sniff(
@@ -228,19 +229,7 @@ def _sniff_jsonl(path: Path, found: Detected, text: str, rows: int) -> SniffResu
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SourceError(
-                f"expected a JSON object per line: {exc.msg}", path=path, row=number
-            ) from exc
-        if not isinstance(value, dict):
-            raise SourceError(
-                f"expected a JSON object per line, found {type(value).__name__}",
-                path=path,
-                row=number,
-            )
-        records.append(value)
+        records.append(json_object(path, number, line))  # values as the reader will see them
         if len(records) >= max(rows, SCAN_ROWS):
             break
     headers = tuple(dict.fromkeys(k for r in records for k in r))

@@ -50,7 +50,31 @@ __all__ = [
     "SourceSpec",
     "TableMapping",
     "Unpivot",
+    "check_text_options",
 ]
+
+
+def check_text_options(encoding: str, delimiter: str | None) -> None:
+    """:class:`ConfigError` for an unknown encoding (``auto`` is known) or a ``delimiter`` that
+    is neither one character (not a quote or line break) nor ``whitespace``; None: no delimiter.
+
+    >>> check_text_options("gbk", ";")
+    >>> check_text_options("utf-8", '"')
+    Traceback (most recent call last):
+    crmlens.errors.ConfigError: the delimiter must be one character (not a quote or line break) or 'whitespace', got '"'
+    """
+    if encoding != "auto":
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ConfigError(f"unknown encoding {encoding!r}") from None
+    if delimiter is not None and not (
+        delimiter == WHITESPACE or (len(delimiter) == 1 and delimiter not in '"\r\n')
+    ):
+        raise ConfigError(
+            "the delimiter must be one character (not a quote or line break) "
+            f"or {WHITESPACE!r}, got {delimiter!r}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,19 +108,10 @@ class SourceSpec(TableMapping):
         text = self.format in ("csv", "tsv")
         if self.header_row < (0 if text else 1):
             raise ConfigError(f"{self.path}: header_row counts from 1, got {self.header_row}")
-        if self.encoding != "auto":
-            try:
-                codecs.lookup(self.encoding)
-            except LookupError:
-                raise ConfigError(f"{self.path}: unknown encoding {self.encoding!r}") from None
-        if text and not (
-            self.delimiter == WHITESPACE
-            or (len(self.delimiter) == 1 and self.delimiter not in '"\r\n')
-        ):
-            raise ConfigError(
-                f"{self.path}: the delimiter must be one character (not a quote or line break) "
-                f"or {WHITESPACE!r}, got {self.delimiter!r}"
-            )
+        try:
+            check_text_options(self.encoding, self.delimiter if text else None)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.path}: {exc}") from None
         database = (self.dsn, self.source_table, self.query)
         if self.format == "postgres":
             if self.dsn is None or (self.source_table is None) == (self.query is None):
