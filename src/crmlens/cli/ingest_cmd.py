@@ -8,70 +8,17 @@ TOML to edit and pass back with ``--mapping`` for the next export (docs/ingestio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
-from rich.text import Text
 
 from crmlens.cli.options import QuietOption, WarehouseOption
-from crmlens.cli.progress import make_console
+from crmlens.cli.progress import make_console, progress_bars
 from crmlens.errors import ConfigError
 
 console = make_console()
-
-
-class _RowsPerSecond(ProgressColumn):
-    """Rows so far and rows per second of a step."""
-
-    def render(self, task: Task) -> Text:
-        rows = int(task.fields.get("rows", 0))
-        elapsed = task.finished_time if task.finished else task.elapsed
-        rate = f"{rows / elapsed:,.0f} rows/s" if elapsed else ""
-        return Text(f"{rows:,} rows {rate}", style="progress.data.speed")
-
-
-class _Bars:
-    def __init__(self, progress: Progress) -> None:
-        self._progress = progress
-        self._tasks: dict[str, TaskID] = {}
-
-    def __call__(self, step: str, done: int, total: int, rows: int) -> None:
-        task = self._tasks.get(step)
-        if task is None:
-            task = self._tasks[step] = self._progress.add_task(step, total=max(total, 1), rows=0)
-        self._progress.update(task, completed=done, total=max(total, 1), rows=rows)
-
-
-@contextmanager
-def _progress(out: Console, enabled: bool) -> Iterator[_Bars | None]:
-    if not enabled:
-        yield None
-        return
-    progress = Progress(
-        TextColumn("[bold]{task.description:<6}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RowsPerSecond(),
-        TimeElapsedColumn(),
-        console=out,
-    )
-    with progress:
-        yield _Bars(progress)
 
 
 def _print_mapping(suggestion: Any) -> None:
@@ -302,7 +249,7 @@ def ingest(
     else:
         read = _read_options(source, base, overrides)
     expected = chosen.headers if chosen else ()
-    with _progress(console, not quiet) as bars:
+    with progress_bars(console, enabled=not quiet, rows=True, label_width=6) as bars:
         raw = read_input(source, read, table=table, query=query, expected=expected, progress=bars)
     what = "the database" if database else f"{len(raw.files):,} file(s)"
     console.print(f"Read {what}, {raw.rows:,} rows in {raw.seconds:.1f} s ({raw.label})")
@@ -335,7 +282,7 @@ def ingest(
             console.print(f"[yellow]No validation preview:[/] {message}")
             return
         raise ConfigError(message)
-    with _progress(console, not quiet) as bars:
+    with progress_bars(console, enabled=not quiet, rows=True, label_width=6) as bars:
         if dry_run:
             result = run_dry(raw, chosen, progress=bars)
         else:
