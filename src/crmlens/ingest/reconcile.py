@@ -35,7 +35,7 @@ import random
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from python_calamine import CalamineWorkbook
 
 from crmlens.errors import ConfigError, SourceError
 from crmlens.ingest.demo_sources import DEMO_SOURCES
+from crmlens.ingest.formats import cell_text
 from crmlens.ingest.readers import canonical_encoding, detect_encoding
 from crmlens.ingest.spec import SourceSpec
 from crmlens.schema import TABLES
@@ -222,23 +223,6 @@ def _csv_records(path: Path, spec: SourceSpec) -> Iterator[_Record]:
             start = reader.line_num + 1
 
 
-def _cell(value: Any) -> str | None:
-    """A cell as text: whole numbers without ``.0``, date-times as ``YYYY-MM-DD HH:MM:SS``."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return str(value.total_seconds())
-    return str(value)
-
-
 def _excel_records(path: Path, spec: SourceSpec) -> Iterator[_Record]:
     book = CalamineWorkbook.from_path(str(path))
     sheet = book.get_sheet_by_name(spec.sheet) if spec.sheet else book.get_sheet_by_index(0)
@@ -246,7 +230,7 @@ def _excel_records(path: Path, spec: SourceSpec) -> Iterator[_Record]:
     headers = [str(h).strip() for h in grid[spec.header_row - 1]]
     for line, row in enumerate(grid[spec.header_row :], start=spec.header_row + 1):
         if any(cell not in ("", None) for cell in row):
-            yield _Record(line, {h: _cell(v) for h, v in zip(headers, row, strict=False) if h})
+            yield _Record(line, {h: cell_text(v) for h, v in zip(headers, row, strict=False) if h})
 
 
 def _records(export_dir: Path, spec: SourceSpec) -> list[_Record]:
