@@ -26,8 +26,9 @@ install-test: $(VENV)/.installed-test system-test-deps
 
 # Debian packages the tests need, installed with apt-get when running as root (CI, fresh machines).
 # Java for the Spark parity tests (PySpark 4 needs Java 17+), Chromium for the browser tests,
-# PostgreSQL for the database-source tests (the fixtures start their own server on loopback)
-TEST_APT_PACKAGES ?= openjdk-17-jre-headless chromium postgresql
+# PostgreSQL for the database-source tests (the fixtures start their own server on loopback), a
+# Chinese font so the dashboard screenshots show characters, not boxes
+TEST_APT_PACKAGES ?= openjdk-17-jre-headless chromium postgresql fonts-wqy-microhei
 system-test-deps:
 	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -57,6 +58,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_clv.py --customers $(BENCH_CUSTOMERS)
 	$(BIN)/python bench/bench_build.py --customers $(BENCH_CUSTOMERS)
 	$(BIN)/python bench/bench_api.py --customers $(BENCH_CUSTOMERS)
+	$(BIN)/python bench/bench_web.py --customers $(BENCH_CUSTOMERS)
 
 docs: install
 	$(BIN)/crmlens docs

@@ -31,7 +31,8 @@ def create_app(warehouse: Path | None = None) -> Any:
     wh = Warehouse(warehouse, read_only=True)
     cache = ResultCache(wh)
     app = create_api(wh, cache)
-    create_dash(app, wh, cache)
+    # every page's default view is computed at startup, so first visits come from the cache
+    create_dash(app, wh, cache, warm_up=True)
     return app
 
 

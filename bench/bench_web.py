@@ -1,0 +1,205 @@
+"""Benchmark the dashboard's server time per page and per filter change.
+
+    python bench/bench_web.py                          # the 1M-customer demo company
+    python bench/bench_web.py --customers 200000       # quicker
+    python bench/bench_web.py --customers 20000 --rounds 3
+
+Uses the warehouse bench_metrics.py loads (bench/.cache/c<customers>-s<seed>.duckdb, loaded the
+same way when absent), copied once to c<customers>-s<seed>-web.duckdb and the models built into the
+copy (``crmlens build``; the shared file is left alone). The dashboard then runs as under
+``crmlens serve``: ``create_dash`` on a FastAPI app under uvicorn on 127.0.0.1, in this process.
+
+What a browser does on an interaction is one request to the page callback
+(``POST /_dash-update-component`` for ``page.children``) with the path and the URL's query string;
+it is timed from send to the last byte of the response, so it includes Dash, the result cache, the
+metrics layer and the model views, the warehouse and JSON. Timed, for every page:
+
+- ``first``: the page's default view with the cache empty (the first visit after a load);
+- ``warm``: the same view again (a revisit, a language switch: answered from the cache);
+- ``filter``: ``--rounds`` filter changes to views not seen before — a city, a tier, a
+  customer type, a grain, a date range, in turn — each computed from the warehouse (cache cold
+  for that view, as for a user exploring).
+
+Reported per page and over all pages: p50 and p95 of each kind (target: p95 < 300 ms per
+interaction). Every response is checked to be a rendered page without an error banner. Writes
+bench/results/web.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import socket
+import statistics
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import fastapi
+import uvicorn
+
+from bench_metrics import warehouse_file
+from crmlens.metrics.cache import ResultCache
+from crmlens.warehouse import Warehouse
+from crmlens.web import create_dash
+from crmlens.web.pages import PAGES
+
+HERE = Path(__file__).resolve().parent
+TARGET_P95_MS = 300.0
+#: The filter changes tried in turn (query strings); a round takes the next one.
+FILTERS: tuple[dict[str, str], ...] = (
+    {"city": "烟台"},
+    {"tier": "白金"},
+    {"customer_type": "企业"},
+    {"grain": "quarter"},
+    {"city": "青岛"},
+    {"from": "2021-07", "to": "2021-12"},
+    {"region": "华东", "tier": "黄金"},
+    {"city": "济南", "customer_type": "个人"},
+    {"grain": "week", "from": "2021-10", "to": "2021-12"},
+    {"tier": "普通"},
+)
+
+
+def web_copy(cache: Path, customers: int, seed: int) -> tuple[Path, float | None]:
+    """The loaded warehouse copied for this bench, migrated and with the models built."""
+    source, _ = warehouse_file(cache, customers, seed)
+    path = cache / f"c{customers}-s{seed}-web.duckdb"
+    if not path.exists() or path.stat().st_mtime < source.stat().st_mtime:
+        print(f"copying {source.name} to {path.name} …", flush=True)
+        shutil.copyfile(source, path)
+    built = None
+    with Warehouse(path) as wh:  # read-write: migrates to the current schema
+        if wh.row_count("model_customer_scores") == 0:
+            from crmlens.models.build import build
+
+            print(f"building the models at {customers:,} customers …", flush=True)
+            start = time.perf_counter()
+            build(wh)
+            built = time.perf_counter() - start
+            wh.checkpoint()
+    return path, built
+
+
+class Server:
+    """The dashboard under uvicorn in a background thread, on a free loopback port."""
+
+    def __init__(self, wh: Warehouse) -> None:
+        app = fastapi.FastAPI()
+        self.cache = ResultCache(wh)
+        create_dash(app, wh, self.cache)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the dashboard did not start within 60 s")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    def page(self, name: str, query: dict[str, str]) -> float:
+        """One page-callback request as the browser sends it; its time in milliseconds."""
+        search = "?" + urlencode(query) if query else ""
+        body = {
+            "output": "page.children",
+            "outputs": {"id": "page", "property": "children"},
+            "inputs": [
+                {"id": "url", "property": "pathname", "value": f"/{name}"},
+                {"id": "url", "property": "search", "value": search},
+            ],
+            "changedPropIds": ["url.search"],
+            "state": [],
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/_dash-update-component",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        start = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=600) as response:
+            payload = response.read()
+        ms = (time.perf_counter() - start) * 1000
+        text = payload.decode()
+        if f"page-{name}" not in text or "error-banner" in text:
+            raise AssertionError(f"/{name}{search}: not a clean page ({text[:200]})")
+        return ms
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0-1) by linear interpolation; the value itself for one sample."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def summary(values: list[float]) -> dict[str, float | int]:
+    return {"n": len(values), "p50_ms": pct(values, 0.5), "p95_ms": pct(values, 0.95)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--rounds", type=int, default=5, help="filter changes per page (≤ 10)")
+    parser.add_argument("--cache", type=Path, default=HERE / ".cache")
+    args = parser.parse_args()
+    rounds = max(1, min(args.rounds, len(FILTERS)))
+    path, built = web_copy(args.cache, args.customers, args.seed)
+    times: dict[str, dict[str, list[float]]] = {}
+    with Warehouse(path, read_only=True) as wh, Server(wh) as srv:
+        for name in PAGES:
+            query = {"id": "M0000010", "q": "M00000"} if name == "customer" else {}
+            srv.cache.clear()
+            first = srv.page(name, query)
+            warm = [srv.page(name, query) for _ in range(3)]
+            changes = [srv.page(name, {**query, **FILTERS[i]}) for i in range(rounds)]
+            times[name] = {"first": [first], "warm": warm, "filter": changes}
+            print(
+                f"{name:10s} first {first:8.0f} ms   warm p50 {pct(warm, 0.5):6.0f} ms   "
+                f"filter p50 {pct(changes, 0.5):7.0f} ms  p95 {pct(changes, 0.95):7.0f} ms",
+                flush=True,
+            )
+    overall = {
+        kind: summary([t for page in times.values() for t in page[kind]])
+        for kind in ("first", "warm", "filter")
+    }
+    result: dict[str, Any] = {
+        "customers": args.customers,
+        "seed": args.seed,
+        "rounds": rounds,
+        "build_seconds": built,
+        "target_p95_ms": TARGET_P95_MS,
+        "pages": {name: {k: summary(v) for k, v in kinds.items()} for name, kinds in times.items()},
+        "overall": overall,
+        "meets_target": {k: overall[k]["p95_ms"] < TARGET_P95_MS for k in overall},
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+    }
+    out = HERE / "results" / "web.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    for kind, s in overall.items():
+        mark = "ok" if s["p95_ms"] < TARGET_P95_MS else "over target"
+        print(
+            f"all pages {kind:6s}: p50 {s['p50_ms']:7.0f} ms  p95 {s['p95_ms']:7.0f} ms  ({mark})"
+        )
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

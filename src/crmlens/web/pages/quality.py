@@ -1,0 +1,137 @@
+"""Data quality (D5): freshness, the load log with its row accounting, quarantined values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html
+
+from crmlens.metrics.quality import loads, quality_report, quarantine_summary
+from crmlens.models.views import latest_build
+from crmlens.web.components import empty, guarded, table
+from crmlens.web.i18n import day_label, number, pick, text
+from crmlens.web.pages import PageContext
+
+
+def render(ctx: PageContext) -> list[Any]:
+    return [
+        guarded(ctx.lang, ctx.t("quality.freshness"), lambda: _freshness(ctx), wide=True),
+        guarded(ctx.lang, ctx.t("quality.tables"), lambda: _tables(ctx), wide=True),
+        guarded(ctx.lang, ctx.t("quality.loads"), lambda: _loads(ctx)),
+        guarded(ctx.lang, ctx.t("quality.quarantine"), lambda: _quarantine(ctx)),
+    ]
+
+
+def _when(value: Any, lang: str) -> str:
+    if value is None or value != value:
+        return "—"
+    return (
+        f"{day_label(value.date(), lang)} {value:%H:%M}"
+        if hasattr(value, "hour")
+        else day_label(value, lang)
+    )
+
+
+def _freshness(ctx: PageContext) -> Any:
+    history = ctx.data.get(loads, 1)
+    build = ctx.data.get(latest_build)
+    b = ctx.data.bounds()
+    facts = [
+        (
+            ctx.t("quality.last_load"),
+            _when(history["finished_at"].iloc[0], ctx.lang) if len(history) else "—",
+        ),
+        (ctx.t("quality.last_order"), day_label(b.last, ctx.lang)),
+        (ctx.t("quality.last_build"), _when(build["finished_at"], ctx.lang) if build else "—"),
+    ]
+    return html.Div(
+        [
+            html.Div(
+                [html.Div(k, className="kpi-label"), html.Div(v, className="kpi-value small")],
+                className="kpi-card",
+            )
+            for k, v in facts
+        ],
+        className="kpi-grid",
+    )
+
+
+def _tables(ctx: PageContext) -> Any:
+    frame = ctx.data.get(quality_report, as_of=ctx.data.bounds().last)
+    rows = [
+        (
+            pick(r["label_zh"], r["label_en"], ctx.lang),
+            number(r["rows"], ctx.lang),
+            f"{r['missing_pct']:.1f}%",
+            number(r["duplicate_keys"], ctx.lang),
+            number(r["quarantined_total"], ctx.lang),
+            _when(r["latest_time"], ctx.lang),
+        )
+        for r in frame.to_dict(orient="records")
+    ]
+    columns = [
+        text(k, ctx.lang)
+        for k in (
+            "col.table",
+            "col.rows",
+            "col.missing",
+            "col.duplicates",
+            "col.rows_quarantined",
+            "col.latest",
+        )
+    ]
+    return table(columns, rows, numeric=(1, 2, 3, 4))
+
+
+def _loads(ctx: PageContext) -> Any:
+    frame = ctx.data.get(loads, 20)
+    if frame.empty:
+        return empty(ctx.lang)
+    rows = [
+        (
+            r["load_id"],
+            _when(r["started_at"], ctx.lang),
+            number(r["rows_read"], ctx.lang),
+            number(r["rows_loaded"], ctx.lang),
+            number(r["rows_quarantined"], ctx.lang),
+            number(r["rows_merged"], ctx.lang),
+            r["status"],
+            text("yes" if r["balanced"] else "no", ctx.lang),
+        )
+        for r in frame.to_dict(orient="records")
+    ]
+    columns = [
+        text(k, ctx.lang)
+        for k in (
+            "col.load_id",
+            "col.started",
+            "col.rows_read",
+            "col.rows_loaded",
+            "col.rows_quarantined",
+            "col.rows_merged",
+            "col.status",
+            "col.balanced",
+        )
+    ]
+    return table(columns, rows, numeric=(2, 3, 4, 5))
+
+
+def _quarantine(ctx: PageContext) -> Any:
+    frame = ctx.data.get(quarantine_summary)
+    if frame.empty:
+        return empty(ctx.lang)
+    rows = [
+        (
+            pick(r["label_zh"], r["label_en"], ctx.lang),
+            r["column_name"],
+            r["rule"],
+            r["action"],
+            number(r["records"], ctx.lang),
+        )
+        for r in frame.to_dict(orient="records")
+    ]
+    columns = [
+        text(k, ctx.lang)
+        for k in ("col.table", "col.column", "col.rule", "col.action_taken", "col.records")
+    ]
+    return table(columns, rows, numeric=(4,))
