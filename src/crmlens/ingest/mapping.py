@@ -360,7 +360,14 @@ def _complete(kind: str, tbl: Table, chosen: dict[str, ColumnChoice]) -> None:
         len(key) == 1
         and key[0] not in chosen
         and kind
-        in ("orders", "app_events", "campaign_touches", "service_tickets", "sales_activities")
+        in (
+            "orders",
+            "app_events",
+            "web_sessions",
+            "campaign_touches",
+            "service_tickets",
+            "sales_activities",
+        )
     ):
         chosen[key[0]] = ColumnChoice(
             ColumnRule(key[0], generate="row"), 0.5, "no ID in the file: <file>-<line>"

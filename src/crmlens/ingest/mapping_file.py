@@ -22,7 +22,9 @@ the cleaning rules::
 
 Keys without a table are the kind's own columns; ``orders.*`` and ``customers.*`` keys (allowed for
 line and order files) describe the order and the customer each line belongs to, and make
-``crmlens ingest`` derive those tables too (docs/ingestion.md).
+``crmlens ingest`` derive those tables too (docs/ingestion.md); so do ``experiments.*`` keys of an
+experiment-unit file. ``[attributes]`` lists the source columns the schema has no column for, kept
+typed in the kind's attribute table (:class:`Attribute`, :data:`ATTRIBUTE_HOMES`).
 
 >>> m = IngestMapping("customers", columns=(ColumnRule("customer_id", header="会员卡号"),))
 >>> loads_mapping(dumps_mapping(m)) == m
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,7 +48,24 @@ from crmlens.schema import data_tables, table
 Clean = Literal["id"]
 Generate = Literal["row", "position"]
 #: The kinds whose files may describe related tables (``orders.*``, ``customers.*`` keys).
-RELATED = {"order_lines": ("orders", "customers"), "orders": ("customers",)}
+RELATED = {
+    "order_lines": ("orders", "customers"),
+    "orders": ("customers",),
+    "experiment_units": ("experiments",),
+}
+#: kind → (the long table its extra columns go to, that table's key column, the kind's column
+#: naming the owner). Experiment units are customers (unit_type = "customer"): their outcomes are
+#: customer attributes.
+ATTRIBUTE_HOMES = {
+    "customers": ("customer_attributes", "customer_id", "customer_id"),
+    "experiment_units": ("customer_attributes", "customer_id", "unit_id"),
+    "web_sessions": ("session_attributes", "session_id", "session_id"),
+}
+AttributeKind = Literal["string", "int", "float", "money", "bool", "date"]
+#: What a missing or bad value of an attribute does (see :class:`Attribute`).
+Invalid = Literal["clear", "quarantine", "default"]
+_ATTRIBUTE_KINDS = ("string", "int", "float", "money", "bool", "date")
+_BOOL_WORDS = ("true", "t", "yes", "y", "1", "是", "false", "f", "no", "n", "0", "否")
 _RULE_DEFAULTS: dict[str, Any] = {
     "date_order": "ymd",
     "exact_duplicates": "merge",
@@ -102,6 +122,80 @@ class ColumnRule:
 
 
 @dataclass(frozen=True)
+class Attribute:
+    """A source column the schema has no column for, kept in the kind's attribute table.
+
+    ``invalid`` says what a missing or bad value does: ``clear`` (default) loads the attribute
+    empty, recording a bad value as cleared; ``quarantine`` rejects the attribute's row (recorded
+    as ``missing_required`` or ``bad_<kind>``); ``default`` loads ``default`` instead, recorded as
+    inferred under rule ``default_<name>``; with ``default_when`` only where other attributes
+    have the given values (``{ tenure_months = "0" }``), ``otherwise`` (``quarantine`` or
+    ``clear``) applying elsewhere. Every record names the file, line, column and the original
+    value.
+
+    >>> Attribute("tenure", "tenure", kind="int").value_column
+    'value_number'
+    """
+
+    name: str
+    header: str
+    kind: AttributeKind = "string"
+    invalid: Invalid = "clear"
+    default: str | None = None
+    #: Only where these other attributes have these values (``{ tenure = "0" }``) does a missing
+    #: or bad value get the default; elsewhere ``otherwise`` applies.
+    default_when: dict[str, str] | None = None
+    otherwise: Literal["clear", "quarantine"] = "quarantine"
+
+    def __post_init__(self) -> None:
+        if self.default_when is not None and (self.invalid != "default" or not self.default_when):
+            raise ConfigError(
+                f'attribute {self.name}: default_when = {{ attribute = "value", … }} goes with '
+                'invalid = "default"'
+            )
+        if self.otherwise not in ("clear", "quarantine"):
+            raise ConfigError(f"attribute {self.name}: otherwise is 'clear' or 'quarantine'")
+        if self.kind not in _ATTRIBUTE_KINDS:
+            raise ConfigError(f"attribute {self.name}: kind is one of {_ATTRIBUTE_KINDS}")
+        if self.invalid not in ("clear", "quarantine", "default"):
+            raise ConfigError(
+                f"attribute {self.name}: invalid is 'clear', 'quarantine' or 'default', "
+                f"got {self.invalid!r}"
+            )
+        if (self.invalid == "default") != (self.default is not None):
+            raise ConfigError(
+                f'attribute {self.name}: give default = "…" exactly when invalid = "default"'
+            )
+        if self.default is not None and not _valid_default(self.kind, self.default):
+            raise ConfigError(
+                f"attribute {self.name}: default {self.default!r} is not a {self.kind} value"
+            )
+
+    @property
+    def value_column(self) -> str:
+        """The column of the attribute table that holds this attribute's values."""
+        return {"string": "value_text", "bool": "value_bool", "date": "value_date"}.get(
+            self.kind, "value_number"
+        )
+
+
+def _valid_default(kind: str, text: str) -> bool:
+    """Whether ``text`` is a plain value of ``kind`` (ISO dates, numbers, true/false words)."""
+    try:
+        if kind == "int":
+            int(text)
+        elif kind in ("float", "money"):
+            float(text)
+        elif kind == "date":
+            date.fromisoformat(text)
+        elif kind == "bool":
+            return text.strip().lower() in _BOOL_WORDS
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
 class Currency:
     """Money columns converted to ``base`` with ``rates`` (units of base per unit of a currency)."""
 
@@ -147,8 +241,11 @@ class IngestMapping:
     read: ReadOptions = field(default_factory=ReadOptions)
     rules: dict[str, Any] = field(default_factory=dict)
     currency: Currency | None = None
+    #: Source columns kept as attributes (``[attributes]``), for the kinds of ATTRIBUTE_HOMES.
+    attributes: tuple[Attribute, ...] = ()
 
     def __post_init__(self) -> None:
+        self._check_attributes()
         if self.kind not in {t.name for t in data_tables()}:
             names = ", ".join(t.name for t in data_tables())
             raise ConfigError(f"unknown kind {self.kind!r}; expected one of: {names}")
@@ -172,6 +269,41 @@ class IngestMapping:
         if refund != "negative" and not (isinstance(refund, dict) and "prefix" in refund):
             raise ConfigError(f"rule refund is 'negative' or {{ prefix = \"C\" }}, got {refund!r}")
 
+    def _check_attributes(self) -> None:
+        if not self.attributes:
+            return
+        if self.kind not in ATTRIBUTE_HOMES:
+            raise ConfigError(
+                f"[attributes]: a {self.kind} file has no attribute table; attributes are kept "
+                f"for {', '.join(ATTRIBUTE_HOMES)}"
+            )
+        names = [a.name for a in self.attributes]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"[attributes]: an attribute is declared twice in {names}")
+        kinds = {a.name: a.kind for a in self.attributes}
+        for a in self.attributes:
+            for other, value in (a.default_when or {}).items():
+                if other not in kinds or other == a.name:
+                    raise ConfigError(
+                        f"attribute {a.name}: default_when names {other!r}, which is not another "
+                        f"declared attribute ({', '.join(names)})"
+                    )
+                if not _valid_default(kinds[other], str(value)):
+                    raise ConfigError(
+                        f"attribute {a.name}: default_when {other} = {value!r} is not a "
+                        f"{kinds[other]} value"
+                    )
+        owner = ATTRIBUTE_HOMES[self.kind][2]
+        if not any(c.target == owner and (c.header or c.generate) for c in self.columns):
+            raise ConfigError(f"[attributes] need {owner} mapped to a header (or generated)")
+        if self.kind == "experiment_units":
+            unit = next((c for c in self.columns if c.target == "unit_type"), None)
+            if unit is None or unit.value != "customer":
+                raise ConfigError(
+                    "[attributes] of experiment units are customer attributes: map "
+                    'unit_type = { value = "customer" }'
+                )
+
     def rule(self, name: str) -> Any:
         """A rule's value, its default when not set."""
         return self.rules.get(name, _RULE_DEFAULTS[name])
@@ -188,6 +320,7 @@ class IngestMapping:
     def headers(self) -> tuple[str, ...]:
         """The source headers the mapping reads."""
         names = [c.header for c in self.columns if c.header]
+        names += [a.header for a in self.attributes]
         if self.currency:
             names.append(self.currency.column)
         return tuple(dict.fromkeys(names))
@@ -220,6 +353,17 @@ def dumps_mapping(mapping: IngestMapping) -> str:
     if mapping.currency:
         c = mapping.currency
         doc["currency"] = {"column": c.column, "base": c.base, "rates": dict(c.rates)}
+    if mapping.attributes:
+        doc["attributes"] = {
+            a.name: {"header": a.header, "kind": a.kind, "invalid": a.invalid}
+            | ({"default": a.default} if a.default is not None else {})
+            | (
+                {"default_when": dict(a.default_when), "otherwise": a.otherwise}
+                if a.default_when
+                else {}
+            )
+            for a in mapping.attributes
+        }
     return tomli_w.dumps(doc)
 
 
@@ -238,7 +382,7 @@ def loads_mapping(text: str, *, where: str = "mapping") -> IngestMapping:
 
 
 def _from_doc(doc: dict[str, Any]) -> IngestMapping:
-    unknown = set(doc) - {"kind", "source", "columns", "rules", "currency"}
+    unknown = set(doc) - {"kind", "source", "columns", "rules", "currency", "attributes"}
     if unknown:
         raise ConfigError(f"unknown sections {sorted(unknown)}")
     if "kind" not in doc or "columns" not in doc:
@@ -251,6 +395,14 @@ def _from_doc(doc: dict[str, Any]) -> IngestMapping:
             columns.append(ColumnRule(target, **spec))
         else:
             raise ConfigError(f"column {target}: expected a header name or a table")
+    attributes = []
+    for name, spec in doc.get("attributes", {}).items():
+        if isinstance(spec, str):  # attribute = "Header": a string attribute
+            attributes.append(Attribute(name, spec))
+        elif isinstance(spec, dict):
+            attributes.append(Attribute(name, **({"header": name} | spec)))
+        else:
+            raise ConfigError(f"attribute {name}: expected a header name or a table")
     source = dict(doc.get("source", {}))
     currency = doc.get("currency")
     return IngestMapping(
@@ -259,6 +411,7 @@ def _from_doc(doc: dict[str, Any]) -> IngestMapping:
         rules=dict(doc.get("rules", {})),
         currency=Currency(**currency) if currency else None,
         read=ReadOptions(**source),
+        attributes=tuple(attributes),
     )
 
 

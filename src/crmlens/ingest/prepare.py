@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -29,9 +30,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmlens.errors import ConfigError
+from crmlens.ingest.attributes import attribute_sources
 from crmlens.ingest.files import FILE_COLUMN, LINE_COLUMN, RawTable
 from crmlens.ingest.load import Prepared
-from crmlens.ingest.mapping_file import ColumnRule, IngestMapping
+from crmlens.ingest.mapping_file import ATTRIBUTE_HOMES, ColumnRule, IngestMapping
 from crmlens.schema import table
 from crmlens.warehouse.loading import ColumnSpec, Derive, Infer, RowRule, SourceRows, TableMapping
 from crmlens.warehouse.loading.values import lit
@@ -82,16 +84,22 @@ def clean(raw: RawTable, mapping: IngestMapping) -> pa.Table:
     arrow = raw.arrow
     order = mapping.rule("date_order")
     done: set[tuple[str, str]] = set()
-    for rule in mapping.columns:
-        if not rule.header:
+    # (header, kind, clean) of every mapped header: the columns', then the attributes'
+    steps = [
+        (
+            r.header,
+            _kind(r.table_column[0] or mapping.kind, replace(r, target=r.table_column[1])),
+            r.clean,
+        )
+        for r in mapping.columns
+        if r.header
+    ] + [(a.header, a.kind, None) for a in mapping.attributes]
+    for header, kind, cleaning in steps:
+        step = "id" if cleaning == "id" else kind
+        if (header, step) in done:
             continue
-        related, name = rule.table_column
-        kind = _kind(related or mapping.kind, ColumnRule(name, header=rule.header, kind=rule.kind))
-        step = "id" if rule.clean == "id" else kind
-        if (rule.header, step) in done:
-            continue
-        done.add((rule.header, step))
-        col = arrow.column(rule.header)
+        done.add((header, step))
+        col = arrow.column(header)
         if step == "id":
             col = pc.replace_substring_regex(col, r"^(\d+)\.0+$", r"\1")
         elif kind == "money":
@@ -106,7 +114,7 @@ def clean(raw: RawTable, mapping: IngestMapping) -> pa.Table:
             col = _map_values(col, _SERIAL, _excel_date)
         else:
             continue
-        arrow = _replace(arrow, rule.header, col)
+        arrow = _replace(arrow, header, col)
     return arrow
 
 
@@ -300,8 +308,44 @@ def prepare(raw: RawTable, mapping: IngestMapping) -> list[Prepared]:
     elif mapping.kind == "orders":
         out += _derived_customers(arrow, mapping, raw.label)
     rules = _customer_rule(mapping, own) if mapping.kind == "orders" else own
+    if mapping.kind == "experiment_units":
+        out += _derived_experiments(arrow, mapping, raw.label)
     out.append(_prepared(raw.label, arrow, mapping.kind, rules, mapping))
+    if mapping.attributes:
+        owner = next(r for r in own if r.target == ATTRIBUTE_HOMES[mapping.kind][2])
+        out += attribute_sources(arrow, mapping, raw.label, _source(owner) or "")
     return out
+
+
+def _last_per_key(rows: pa.Table, key: ColumnRule) -> pa.Array:
+    """The index of the last row of each non-empty key value (of the only row for a constant)."""
+    if key.header is None:
+        return pa.array([rows.num_rows - 1] if rows.num_rows else [], pa.int64())
+    last: dict[str, int] = {}
+    for i, k in enumerate(rows.column(key.header).to_pylist()):
+        if k is not None and re.sub(r"\s", "", k):
+            last[k] = i
+    return pa.array(sorted(last.values()), pa.int64())
+
+
+def _derived_experiments(units: pa.Table, mapping: IngestMapping, label: str) -> list[Prepared]:
+    """One experiment per experiment ID of the units (its last row's ``experiments.*`` values),
+    if any are mapped: the experiment a unit file assigns its units to exists with them."""
+    rules = mapping.of("experiments")
+    if not rules:
+        return []
+    key = next(r for r in mapping.of(None) if r.target == "experiment_id")
+    keep = [key.header] if key.header else []
+    keep += [r.header for r in rules if r.header] + [FILE_COLUMN, LINE_COLUMN]
+    rows = units.select(list(dict.fromkeys(keep))).take(_last_per_key(units, key))
+    if key.value is not None:
+        # the constant as a column: the key is then checked like any other (and the loader
+        # always has a check to report, which a source of constants only would lack)
+        name = _generated_name("experiment_id")
+        rows = rows.append_column(name, pa.array([key.value] * rows.num_rows, pa.string()))
+        key = ColumnRule("experiment_id", header=name)
+    cols = (key, *[r for r in rules if r.target != "experiment_id"])
+    return [_prepared(f"{label} → experiments", rows, "experiments", cols, mapping)]
 
 
 def _header_of(rules: tuple[ColumnRule, ...], target: str) -> str:
@@ -434,17 +478,13 @@ def _derived_customers(rows: pa.Table, mapping: IngestMapping, label: str) -> li
         return []
     scope = "orders" if mapping.kind == "order_lines" else None
     id_header = _header_of(mapping.of(scope), "customer_id")
-    ids = rows.column(id_header).to_pylist()
-    last: dict[str, int] = {}
-    for i, c in enumerate(ids):
-        if c is not None and re.sub(r"\s", "", c):
-            last[c] = i
     keep = list(
         dict.fromkeys(
             [id_header, *(r.header for r in cust_rules if r.header), FILE_COLUMN, LINE_COLUMN]
         )
     )
-    customers = rows.select(keep).take(pa.array(sorted(last.values()), pa.int64()))
+    last = _last_per_key(rows, ColumnRule("customer_id", header=id_header))
+    customers = rows.select(keep).take(last)
     cols = (
         ColumnRule("customer_id", header=id_header),
         ColumnRule("anon_id", header=id_header, kind="anon_id"),

@@ -20,7 +20,7 @@ from crmlens.schema.system_tables import SYSTEM_TABLES
 from crmlens.schema.types import Column, LogicalType, Table, TableKind
 
 #: Bumped whenever a table or column is added, removed or retyped; see warehouse/migrations.py.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Every table, data first, then system, then model outputs, by name.
 TABLES: dict[str, Table] = {t.name: t for t in (*DATA_TABLES, *SYSTEM_TABLES, *MODEL_TABLES)}

@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
-from crmlens.schema.types import AUDIT, column, declare
+from crmlens.schema.types import AUDIT, Column, Table, column, declare
+
+
+def _attributes(name: str, label_zh: str, label_en: str, owner: str, key: Column) -> Table:
+    """A long table of the attributes a source has but the schema lacks (tenure, contract, a
+    churn label, …), one row per owner and attribute, typed by ``value_kind`` (docs/ingestion.md).
+    """
+    return declare(name,
+        label_zh,
+        label_en,
+        f"Attributes of a {owner} that a source has but the schema lacks, declared with a kind in "
+        "the ingest mapping (long form: one row per attribute).",
+        (key.name, "attribute"),
+        key,
+        column("attribute", "string", "属性", "Attribute", "The attribute's name, as the mapping declares it.", required=True),
+        column("value_kind", "string", "值类型", "Value kind", "string, int, float, money, bool or date: which value column holds it."),
+        column("value_text", "string", "文本值", "Text value", "The value of a string attribute."),
+        column("value_number", "float", "数值", "Number value", "The value of an int, float or money attribute."),
+        column("value_bool", "bool", "布尔值", "Boolean value", "The value of a bool attribute."),
+        column("value_date", "date", "日期值", "Date value", "The value of a date attribute."),
+        column("source", "string", "来源", "Source", "The file (or database table) the value came from."),
+        *AUDIT,
+    )  # fmt: skip
+
 
 # fmt: off
 DATA_TABLES = (
@@ -36,6 +59,8 @@ DATA_TABLES = (
         *AUDIT,
         time="signup_date",
     ),
+    _attributes("customer_attributes", "客户属性", "Customer attributes", "customer",
+        column("customer_id", "string", "客户编号", "Customer ID", "The customer.", required=True)),
     declare("stores",
         "门店",
         "Stores",
@@ -225,6 +250,30 @@ DATA_TABLES = (
         *AUDIT,
         time="event_time",
     ),
+    declare("web_sessions",
+        "网站会话",
+        "Web sessions",
+        "One visit of the web shop or app, as web analytics export it (often without a user or a time).",
+        ("session_id",),
+        column("session_id", "string", "会话编号", "Session ID", "Session key.", required=True),
+        column("user_id", "string", "用户编号", "User ID", "Anonymised user (customers.anon_id); empty when unknown."),
+        column("started_at", "timestamp", "开始时间", "Started", "When the session began; empty when the export gives none."),
+        column("device", "string", "设备", "Device", "iOS, Android, Web, 小程序."),
+        column("operating_system", "string", "操作系统", "Operating system", "Name or code of the operating system."),
+        column("browser", "string", "浏览器", "Browser", "Name or code of the browser."),
+        column("region", "string", "地区", "Region", "Visitor's region (name or code)."),
+        column("traffic_source", "string", "流量来源", "Traffic source", "Where the visit came from (name or code)."),
+        column("visitor_type", "string", "访客类型", "Visitor type", "New or returning visitor."),
+        column("page_views", "int", "浏览页数", "Page views", "Pages viewed in the session."),
+        column("duration_seconds", "float", "时长(秒)", "Duration (s)", "Length of the session."),
+        column("bounce_rate", "float", "跳出率", "Bounce rate", "Share of entries on the session's pages that left at once (0-1)."),
+        column("exit_rate", "float", "退出率", "Exit rate", "Share of views of the session's pages that were the last of a visit (0-1)."),
+        column("converted", "bool", "是否转化", "Converted", "The session ended in a purchase."),
+        *AUDIT,
+        time="started_at",
+    ),
+    _attributes("session_attributes", "会话属性", "Session attributes", "web session",
+        column("session_id", "string", "会话编号", "Session ID", "The session.", required=True)),
     declare("sales_reps",
         "销售代表",
         "Sales reps",

@@ -91,6 +91,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the canonical tables", sync_tables),
     Migration(2, "model output tables", sync_tables),
     Migration(3, "identity map", sync_tables),
+    Migration(4, "customer and session attributes, web sessions", sync_tables),
 )
 
 
