@@ -12,7 +12,7 @@ from rich.table import Table
 
 from crmlens import __version__
 from crmlens.cli.identity_cmd import identity_app
-from crmlens.cli.ingest_cmd import ingest
+from crmlens.cli.ingest_cmd import ingest, print_load_report
 from crmlens.cli.kpi import kpi
 from crmlens.cli.models_cmd import build, churn, clv, segment
 from crmlens.cli.options import QuietOption, WarehouseOption
@@ -74,32 +74,6 @@ def _print_kpis(rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def _print_load_report(report: Any) -> None:
-    table = Table(
-        title="Load report (rows read = loaded + quarantined + merged)", title_justify="left"
-    )
-    for name in ("source", "table", "read", "loaded", "quarantined", "merged", "cleared", "s"):
-        table.add_column(name, justify="left" if name in ("source", "table") else "right")
-    for src in report.sources:
-        table.add_row(
-            src.source,
-            src.table,
-            f"{src.rows_read:,}",
-            f"{src.rows_loaded:,}",
-            f"{src.rows_quarantined:,}",
-            f"{src.rows_merged:,}",
-            f"{src.values_cleared:,}",
-            f"{src.seconds:.1f}",
-        )
-    console.print(table)
-    verdict = "[green]balanced[/]" if report.balanced else "[red]NOT balanced[/]"
-    console.print(f"Row accounting: {verdict}")
-    if report.identity is not None:
-        from crmlens.ingest.identity import format_counts
-
-        console.print(format_counts(report.identity), highlight=False)
-
-
 def _generate(customers: int, seed: int, out: Path, quiet: bool) -> dict[str, Any]:
     from crmlens.demo import DemoConfig, generate
 
@@ -114,7 +88,7 @@ def _load(export_dir: Path, warehouse_path: Path | None, quiet: bool) -> Any:
 
     with Warehouse(warehouse_path) as wh, progress_bars(console, enabled=not quiet) as bars:
         report = load_demo_export(wh, export_dir, progress=bars)
-    _print_load_report(report)
+    print_load_report(report)
     return report
 
 
