@@ -90,7 +90,8 @@ class Bench:
     def print(self, console: Console | None = None) -> None:
         console = console or Console()
         table = Table(title=f"{self.title} {self.params}", title_justify="left")
-        for col in ("step", "seconds", "rows", "rows/s", "peak MB", "vs baseline", "target"):
+        columns = ("step", "seconds", "CPU s", "rows", "rows/s", "peak MB", "vs baseline", "target")
+        for col in columns:
             table.add_column(col, justify="left" if col == "step" else "right")
         for res in self.results.values():
             ratio = self.ratio(res)
@@ -100,6 +101,7 @@ class Bench:
             table.add_row(
                 res.name,
                 f"{res.seconds:.2f}",
+                f"{res.extra['cpu_seconds']:.2f}" if "cpu_seconds" in res.extra else "",
                 f"{res.rows:,}",
                 f"{res.rows_per_second:,.0f}",
                 f"{res.peak_rss_mb:,.0f}",

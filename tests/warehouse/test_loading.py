@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from crmlens.errors import ConfigError
@@ -120,21 +122,91 @@ def test_anonymous_ids_are_a_salted_sha256() -> None:
         parse_sql("anon_id", "x", "")
 
 
-def test_duckdb_keeps_file_order_in_rowids_of_a_parallel_read(tmp_path: Path) -> None:
-    """The assumption line numbers rest on, with many small buffers read by several threads."""
+def test_duckdb_keeps_file_order_in_a_check_file_of_a_parallel_read(tmp_path: Path) -> None:
+    """The assumption line numbers rest on: many small buffers read by several threads and
+    written to Parquet come back with ``file_row_number`` = position in the file."""
     path = tmp_path / "big.csv"
     path.write_text("n,pad\n" + "".join(f"{i},{'x' * (i % 50)}\n" for i in range(400_000)))
-    con = duckdb.connect(str(tmp_path / "order.duckdb"))
+    con = duckdb.connect()
     con.execute("SET threads = 4")
-    con.execute("BEGIN")  # rows of an open transaction, as in a load
+    check = tmp_path / "check.parquet"
     con.execute(
-        f"CREATE TEMP TABLE t AS SELECT * FROM read_csv('{path}', header = true, "
-        "auto_detect = false, columns = {'n': 'VARCHAR', 'pad': 'VARCHAR'}, buffer_size = 65536)"
+        f"COPY (SELECT * FROM read_csv('{path}', header = true, auto_detect = false, "
+        "columns = {'n': 'VARCHAR', 'pad': 'VARCHAR'}, buffer_size = 65536)) "
+        f"TO '{check}' (FORMAT parquet, ROW_GROUP_SIZE 10000)"
     )
     misplaced = con.execute(
-        "SELECT count(*) FROM t WHERE n::BIGINT <> rowid - (SELECT min(rowid) FROM t)"
+        f"SELECT count(*) FROM read_parquet('{check}', file_row_number = true) "
+        "WHERE n::BIGINT <> file_row_number"
     ).fetchone()
     assert misplaced == (0,)
+
+
+def settings(wh: Warehouse) -> tuple[Any, ...]:
+    """The connection settings a load changes while it runs, and the databases attached."""
+    row = wh.raw.execute(
+        "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order'), "
+        "(SELECT list(database_name ORDER BY database_name) FROM duckdb_databases())"
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["loaded", "failed"])
+def test_a_load_leaves_the_connection_as_it_found_it(
+    tmp_path: Path, wh: Warehouse, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    """Its memory cap and insertion order are undone, nothing is left attached and its check
+    files are deleted."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    wh.raw.execute("SET preserve_insertion_order = false")
+    before = settings(wh)
+    text = "card,tier,signup,updated\nM1,普通,2019-01-01,\n" + ('M2,"x\n' if fails else "")
+    rows = csv_rows(tmp_path / "m.csv", text)
+    if fails:
+        with pytest.raises(duckdb.Error):
+            load(wh, rows, MEMBERS)
+    else:
+        assert load(wh, rows, MEMBERS).rows_loaded == 1
+    assert settings(wh) == before
+    assert not list(temp.iterdir())
+
+
+def test_loads_under_a_tight_memory_cap_stay_exact(
+    wh: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB keeps what a transaction wrote until it ends; under the cap it spills to disk, and
+    the loads' results stay exact. (Arrow sources: the CSV reader alone needs more than this.)"""
+    monkeypatch.setattr(run, "LOAD_MEMORY_LIMIT_MIB", 32)
+    n, parts = 100_000, 3
+    wh.raw.execute(
+        f"INSERT INTO leads (lead_id) SELECT printf('L%07d', i) FROM range({n * parts}) t(i) "
+        "WHERE i % 1000 <> 0"  # 100 unknown leads per part
+    )
+    with wh.transaction() as con:
+        results = []
+        for part in range(parts):
+            ids = range(part * n, (part + 1) * n)
+            arrow = pa.table(
+                {
+                    "lead_id": [f"L{i:07d}" for i in ids],
+                    "stage": ["won"] * n,
+                    "entered_at": ["2021-03-01 10:00:00"] * n,
+                    "__line": [i + 2 for i in ids],
+                }
+            )
+            rows = SourceRows(f"h{part}.xlsx", ("lead_id", "stage", "entered_at"), arrow=arrow)
+            results.append(load_source(con, rows, HISTORY, load_id="L", loaded_at=NOW, salt="s"))
+        spilled = con.execute("SELECT count(*) FROM duckdb_temporary_files()").fetchone()
+    assert spilled is not None and spilled[0] > 0
+    assert [(r.rows_loaded, r.rows_quarantined) for r in results] == [(n - 100, 100)] * parts
+    got = wh.raw.execute(
+        "SELECT count(*) FILTER (line_no <> substr(original_value, 2)::INT + 2), count(*) "
+        "FROM quarantine"
+    ).fetchone()
+    assert got == (0, 100 * parts)
 
 
 @pytest.mark.parametrize("spans", [True, False], ids=["multi-line-records", "one-line-records"])

@@ -3,12 +3,12 @@
 A source is loaded in three steps, all inside the caller's transaction:
 
 1. **check**: one scan of the rows (``read_csv`` of a UTF-8 file, or an Arrow table) parses every
-   value, applies inferences and derived columns, evaluates the row-local rules and the references
-   (values that must exist in an already loaded table) and writes a typed temporary table. DuckDB
-   preserves insertion order, so that table's rowid is the record's position in the file and gives
-   its line number without storing one.
-2. **merge duplicates**: rows sharing the primary key collapse to the newest (``updated_column``),
-   else to the last in the file; the others are counted as merged.
+   value, applies inferences and derived columns, evaluates the row-local rules and writes the
+   typed rows to a temporary Parquet file. DuckDB preserves insertion order, so a row's number in
+   that file is the record's position in the source and gives its line number without storing one.
+2. **merge duplicates and check references**: rows sharing the primary key collapse to the newest
+   (``updated_column``), else to the last in the file; the others are counted as merged. Rows
+   whose values must exist in an already loaded table and do not are rejected.
 3. **upsert and account**: rows with the same key are replaced, the kept rows appended, quarantine
    records written and the counts returned, so that rows read = loaded + quarantined + merged.
 

@@ -1,20 +1,21 @@
 """The SQL of loading one source, generated from a :class:`~.mapping.TableMapping`.
 
 One scan of the source parses every value, applies inferences and derived columns and evaluates the
-row-local rules: the check table (:attr:`CheckPlan.chk`). :mod:`.run` writes it, on a second
-connection, into a private in-memory database of its own that it attaches (``scratch``) and commits
-at once: the load's connection then reads it as committed data, which DuckDB scans with all its
-threads (it scans a transaction's own uncommitted rows with one), and it stays under DuckDB's
-memory limit (spilled to disk beyond it), unlike an Arrow table in the process's memory. DuckDB
-keeps insertion order, so the scan's rows come in the file's order (as long as no join sits in the
-scan, which would reorder them) and the table's ``rowid`` is each row's position in the file
-(``__pos``). Every row carries ``__reject`` (NULL = load it; n > 0 = rejected by
-``rejects[n - 1]``), ``__flags`` (bit b set = ``clears[b]`` cleared or inferred a value) and
-``__raw`` (the source row as JSON, kept only for rows with an issue). Merged duplicates (code 0)
-and rows failing a reference are few: they go to the small ``OVERRIDES`` table, and a row's final
-code ``__status`` is its override, else ``__reject`` (:attr:`CheckPlan.rows`). The kept rows are
-then appended to the target in one insert: the data is written to the warehouse once, and never
-modified after (DuckDB would rewrite it on commit).
+row-local rules: the check table (:attr:`CheckPlan.chk`). :mod:`.run` writes it to a Parquet file
+(``check_file``) and the load reads that file as often as it needs. Not a table: DuckDB keeps
+every table a transaction wrote or read until the transaction ends (the whole load), so check
+tables would pile up in memory, or be spilled to disk beyond its memory limit; nor an Arrow table,
+held whole in the process's memory. The file is compact (Parquet's encodings), read with all
+threads, and gone once the source is loaded. DuckDB keeps insertion order, so the scan's rows are
+written in the file's order (as long as no join sits in the scan, which would reorder them) and
+a row's ``file_row_number`` is its position in the source (``__pos``). Every row carries
+``__reject`` (NULL = load it; n > 0 = rejected by ``rejects[n - 1]``), ``__flags`` (bit b set =
+``clears[b]`` cleared or inferred a value) and ``__raw`` (the source row as JSON, kept only for
+rows with an issue). Merged duplicates (code 0) and rows failing a reference are few: they go to
+the small ``OVERRIDES`` table, and a row's final code ``__status`` is its override, else
+``__reject`` (:attr:`CheckPlan.rows_sql`). The kept rows are then appended to the target in one
+insert: the data is written to the warehouse once, and never modified after (DuckDB would
+rewrite it on commit).
 
 A CSV source may be read *typed*: the CSV reader parses the columns in ``read_types`` itself (see
 :mod:`.values`). Such a plan has no text of those columns, hence no ``__raw``; :mod:`.run` uses it
@@ -77,7 +78,7 @@ class CheckPlan:
 
     ``read_types`` maps the source headers that the CSV reader parses itself to the type it reads
     them as (see :meth:`read_candidates`); every other column is read as text and parsed in SQL.
-    ``scratch`` names the database the check table is written to (:meth:`create_sql`).
+    ``check_file`` is the Parquet file the check table is written to (:meth:`create_sql`).
     """
 
     def __init__(
@@ -86,11 +87,11 @@ class CheckPlan:
         mapping: TableMapping,
         salt: str,
         read_types: Mapping[str, str] | None = None,
-        scratch: str = "__crmlens_scratch",
+        check_file: str = "check.parquet",
     ) -> None:
         self.rows, self.mapping, self.tbl = rows, mapping, table(mapping.table)
         self.read_types = dict(read_types or {})
-        self.scratch = scratch
+        self.check_file = check_file
         headers = list(rows.headers)
         if mapping.unpivot:
             u = mapping.unpivot
@@ -102,6 +103,14 @@ class CheckPlan:
         self.header_of = {c.target: c.source for c in mapping.columns if c.source}
         self.targets = [c.target for c in mapping.columns] + [d.target for d in mapping.derive]
         self.parsed = [f"{self._value_sql(c, salt)} AS {quote(c.target)}" for c in mapping.columns]
+        # constant columns are not stored in the check table but added back when it is read
+        # (as are __flags and __raw where they are always empty): a smaller file
+        changed = {i.target for i in mapping.infer} | {r.column for r in mapping.rules}
+        self.constants = {
+            c.target: self._value_sql(c, salt)
+            for c in mapping.columns
+            if c.source is None and c.target not in changed
+        }
         self.rejects: list[Check] = []
         self.clears: list[Check] = []
         self._column_checks()
@@ -119,6 +128,8 @@ class CheckPlan:
         for ref in mapping.references:
             at = self.header_of.get(ref.column)
             self.rejects.append(Check(ref.rule, at or ref.column, "rejected", "", at))
+        if len(self.rejects) > 32_000:
+            raise ConfigError(f"{rows.label}: at most 32000 rejecting checks per source")
         if len(self.clears) > 63:
             raise ConfigError(f"{rows.label}: at most 63 clearing checks per source")
 
@@ -147,6 +158,14 @@ class CheckPlan:
             action = "rejected" if self.mapping.required(col) else "cleared"
             checks = self.rejects if action == "rejected" else self.clears
             checks.append(Check(BAD_VALUE_RULES[kind], col.source, action, bad, col.source))
+
+    @property
+    def _flags_type(self) -> str:
+        """The narrowest unsigned integer type with a bit per clearing check."""
+        for bits, name in ((8, "UTINYINT"), (16, "USMALLINT"), (32, "UINTEGER")):
+            if len(self.clears) <= bits:
+                return name
+        return "UBIGINT"
 
     @property
     def has_line(self) -> bool:
@@ -217,17 +236,28 @@ class CheckPlan:
         return rel
 
     def check_sql(self) -> str:
-        """The parsed and checked rows, in source order (one scan), without ``__pos`` yet."""
-        return self._checked(self._relation())
+        """The parsed and checked rows, in source order (one scan), as stored: without ``__pos``
+        and the columns :attr:`chk` adds back."""
+        return self._checked(self._relation(), stored=True)
 
     def create_sql(self) -> str:
-        """Write the scan to the check table (in the attached database ``scratch``)."""
-        return f"CREATE TABLE {quote(self.scratch)}.chk AS {self.check_sql()}"
+        """Write the scan to the check table (the Parquet file ``check_file``)."""
+        return (
+            f"COPY ({self.check_sql()}) TO {lit(self.check_file)} "
+            "(FORMAT parquet, COMPRESSION snappy)"
+        )
 
     @property
     def chk(self) -> str:
         """The check table's rows, with their position in the source (``__pos``)."""
-        return f"(SELECT *, rowid AS __pos FROM {quote(self.scratch)}.chk)"
+        added = [f"{sql} AS {quote(t)}" for t, sql in self.constants.items()]
+        if not self.clears:
+            added.append(f"0::{self._flags_type} AS __flags")
+        if self.read_types:
+            added.append("NULL::JSON AS __raw")
+        read = f"read_parquet({lit(self.check_file)}, file_row_number = true)"
+        added.append("file_row_number AS __pos")
+        return f"(SELECT * EXCLUDE (file_row_number), {', '.join(added)} FROM {read})"
 
     @property
     def rows_sql(self) -> str:
@@ -249,8 +279,9 @@ class CheckPlan:
         checked = self._checked(self.read_csv(rows), raw.values())
         return f"SELECT {issues}, {casts} FROM ({checked})"
 
-    def _checked(self, relation: str, keep: Iterable[str] = ()) -> str:
-        """The parsed and checked rows of ``relation``, with the source values ``keep`` too.
+    def _checked(self, relation: str, keep: Iterable[str] = (), stored: bool = False) -> str:
+        """The parsed and checked rows of ``relation``, with the source values ``keep`` too;
+        only the columns the check table stores if ``stored``.
 
         Built in layers over the source: raw values (``__s0`` …) and parsed columns, inferred
         values, derived columns, the check results, and the final projection.
@@ -266,8 +297,9 @@ class CheckPlan:
             f"(coalesce({c.condition}, false)::UBIGINT << {b})" for b, c in enumerate(self.clears)
         )
         checked = [
-            f"(CASE {whens} END)::INTEGER AS __reject" if whens else "NULL::INTEGER AS __reject",
-            f"({bits or '0'})::UBIGINT AS __flags",
+            # the narrowest types that hold the codes and bits: a smaller check table
+            f"(CASE {whens} END)::SMALLINT AS __reject" if whens else "NULL::SMALLINT AS __reject",
+            f"({bits or '0'})::{self._flags_type} AS __flags",
         ]
         if self.counts_wraps:
             # a record spanning lines shifts the line numbers of the records after it
@@ -281,6 +313,13 @@ class CheckPlan:
         if self.read_types:  # no text to keep: such a plan is used only when no row needs it
             keep_raw = "NULL::JSON AS __raw"
         body = [*self._final_columns(), "__reject", "__flags", keep_raw, *line, *keep]
+        if stored:
+            left_out = {quote(t) for t in self.constants} | (
+                {"__flags"} if not self.clears else set()
+            )
+            if self.read_types:
+                left_out.add(keep_raw)
+            body = [b for b in body if b not in left_out]
         return f"SELECT {', '.join(body)} FROM ({sql})"
 
     def _infer(self, sql: str) -> str:
@@ -345,28 +384,40 @@ class CheckPlan:
         )
         return f"INSERT INTO {OVERRIDES} SELECT __pos, {MERGED} FROM ({ranked}) WHERE n > 1"
 
-    def reference_sql(self) -> list[str]:
-        """Per reference, in order: reject rows (not yet rejected) whose value is not in its table.
+    def reference_sql(self) -> str | None:
+        """Reject rows (not yet rejected) whose value is not in the referenced table: each row by
+        the first reference it breaks, in one pass; None without references.
 
         Run after the scan, not in it: a join in the scan's pipeline may reorder its rows.
         """
-        out = []
+        whens = []
         for i, ref in enumerate(self.mapping.references):
             col, target = quote(ref.column), quote(ref.target_column)
             # NOT IN builds the hash table on the referenced table; an ANTI JOIN may be planned
             # the other way round, hashing millions of rows to probe a few thousand
             known = f"SELECT k.{target} FROM {quote(ref.table)} k WHERE k.{target} IS NOT NULL"
-            out.append(
-                f"INSERT INTO {OVERRIDES} SELECT c.__pos, {self.row_local + i + 1} FROM {self.rows_sql} c "
-                f"WHERE c.__status IS NULL AND c.{col} IS NOT NULL AND c.{col} NOT IN ({known})"
+            whens.append(
+                f"WHEN c.{col} IS NOT NULL AND c.{col} NOT IN ({known}) "
+                f"THEN {self.row_local + i + 1}"
             )
-        return out
-
-    def needs_text_sql(self) -> str:
-        """Rows whose quarantine record shows the source row as read (after merging)."""
+        if not whens:
+            return None
         return (
-            f"SELECT count(*) FROM {self.rows_sql} WHERE __status BETWEEN 1 AND {self.row_local} "
-            "OR (__status IS NULL AND __flags <> 0)"
+            f"INSERT INTO {OVERRIDES} SELECT pos, code FROM (SELECT c.__pos AS pos, "
+            f"CASE {' '.join(whens)} END AS code FROM {self.rows_sql} c WHERE c.__status IS NULL) "
+            "WHERE code IS NOT NULL"
+        )
+
+    def counts_sql(self) -> str:
+        """Rows read, to load, rejected and merged, and rows whose quarantine record shows the
+        source row as read (after merging; the text a typed read does not keep)."""
+        needs_text = (
+            f"__status BETWEEN 1 AND {self.row_local} OR (__status IS NULL AND __flags <> 0)"
+        )
+        return (
+            "SELECT count(*), count(*) FILTER (__status IS NULL), count(*) FILTER (__status > 0), "
+            f"count(*) FILTER (__status = {MERGED}), count(*) FILTER ({needs_text}) "
+            f"FROM {self.rows_sql}"
         )
 
     def upsert_sql(self) -> tuple[str, str]:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 import secrets
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
 from crmlens.errors import ConfigError
 from crmlens.warehouse.loading.mapping import SourceResult, SourceRows, TableMapping
 from crmlens.warehouse.loading.plan import (
-    MERGED,
     OVERRIDES,
     REJECT_SCANS,
     REJECTS,
@@ -30,12 +30,9 @@ from crmlens.warehouse.migrations import META_TABLE, quote
 #: sparse dirt of an export (an issue every few thousand rows) before committing to a typed read.
 SAMPLE_ROWS = 20_000
 #: DuckDB's memory limit while a source loads, in MiB, unless set lower (its default is 80% of the
-#: RAM): check tables and written data beyond it are spilled to disk. Under 2 GB for the whole
-#: process at a million customers (the bench's peak-memory target), and no slower there.
+#: RAM): DuckDB spills to disk beyond it. The rows a load writes stay in its memory until the
+#: load commits (a transaction keeps them), so without a cap a large load's memory grows with it.
 LOAD_MEMORY_LIMIT_MIB = 1024
-#: Numbers the scratch databases of the process: each scan gets a new name, since a transaction
-#: that has read a database keeps seeing what it saw there, even after a re-attach under its name.
-_SCRATCH_IDS = itertools.count()
 
 
 def anon_salt(con: duckdb.DuckDBPyConnection) -> str:
@@ -65,8 +62,8 @@ def load_source(
     Runs inside the caller's transaction and leaves no temporary tables behind. Raises
     :class:`duckdb.Error` when DuckDB cannot read the input (the caller names the file).
 
-    The source is read on a second connection (``scan``), outside the transaction: its check table
-    goes to a scratch database (see :mod:`.plan`), which holds nothing of the warehouse's.
+    The source is read on a second connection (``scan``), outside the transaction: it holds
+    nothing of the warehouse's, and its check table goes to a file (see :mod:`.plan`).
     """
     started, clock = datetime.now(), time.perf_counter()
     with _load_settings(con):
@@ -80,8 +77,8 @@ def load_source(
 def _load_settings(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Keep insertion order and cap DuckDB's memory while loading; restore both settings after.
 
-    rowid order = file order is what gives each row its line number (DuckDB's default). The cap
-    keeps a large load's memory bounded: the check tables spill to disk beyond it.
+    Row order = file order is what gives each row its line number (DuckDB's default). The cap
+    keeps a large load's memory bounded: what the transaction wrote spills to disk beyond it.
     """
     order, limit = con.execute(
         "SELECT current_setting('preserve_insertion_order'), current_setting('memory_limit')"
@@ -94,21 +91,29 @@ def _load_settings(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     try:
         yield
     finally:
-        if capped:
-            con.execute(f"SET memory_limit = {lit(limit)}")
+        if capped:  # the default exactly; a limit set before as DuckDB prints it (3 digits)
+            con.execute("RESET memory_limit")
+            if _scalar_text(con, "SELECT current_setting('memory_limit')") != limit:
+                con.execute(f"SET memory_limit = {lit(limit)}")
         if not order:
             con.execute("SET preserve_insertion_order = false")
 
 
+def _scalar_text(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    row = con.execute(sql).fetchone()
+    return "" if row is None else str(row[0])
+
+
 def _size_bytes(text: str) -> float:
-    """Bytes of a DuckDB size setting as it reads it back (``'18.8 GiB'``); inf if unreadable.
+    """Bytes of a DuckDB size setting as it reads it back (``'18.8 GiB'``); 0 if unreadable,
+    which leaves that limit alone.
 
     >>> _size_bytes("1.5 KiB"), _size_bytes("12 bytes")
     (1536.0, 12.0)
     """
     match = re.fullmatch(r"([\d.]+)\s*(bytes|[KMGTPE]i?B)", text.strip())
     if not match:
-        return float("inf")
+        return 0.0
     number, unit = float(match[1]), match[2]
     if unit == "bytes":
         return number
@@ -124,40 +129,37 @@ def _load(
     loaded_at: datetime,
     salt: str,
 ) -> SourceResult:
+    """:func:`load_source` under its settings: the check on a second connection, then the rest."""
     scan = con.cursor()
     if rows.arrow is not None:
         scan.register(SRC, rows.arrow)
-    scratches: list[str] = []
+    workdir = tempfile.TemporaryDirectory(prefix="crmlens-check-")
     try:
-        plan = _check(con, scan, scratches, rows, mapping, salt)
-        for sql in plan.reference_sql():
-            con.execute(sql)
+        plan, counts = _check(con, scan, Path(workdir.name), rows, mapping, salt)
         delete, insert = plan.upsert_sql()
         if con.execute(f"SELECT 1 FROM {quote(mapping.table)} LIMIT 1").fetchone():
             con.execute(delete)
         con.execute(insert, [load_id, loaded_at])
         con.execute(plan.quarantine_sql(), [load_id, mapping.table, rows.label])
-        result = _account(con, plan, rows.label, load_id)
+        result = _account(con, plan, counts, rows.label, load_id)
         con.execute(f"DROP TABLE {OVERRIDES}")
     finally:
-        # after an error the transaction is aborted and its rollback drops the temporary tables;
-        # the scratch databases are the scan connection's: detached whatever happened (DuckDB
-        # frees them when the transaction that read them ends)
-        for name in scratches:
-            scan.execute(f"DETACH DATABASE IF EXISTS {quote(name)}")
+        # after an error the transaction is aborted and its rollback drops the temporary tables
         scan.close()
+        workdir.cleanup()
     return result
 
 
 def _check(
     con: duckdb.DuckDBPyConnection,
     scan: duckdb.DuckDBPyConnection,
-    scratches: list[str],
+    workdir: Path,
     rows: SourceRows,
     mapping: TableMapping,
     salt: str,
-) -> CheckPlan:
-    """Make the check table and merge its duplicates; return the plan that made it.
+) -> tuple[CheckPlan, tuple[int, ...]]:
+    """Make the check table, merge duplicates and check references; return the plan that made it
+    and its counts (:meth:`CheckPlan.counts_sql`).
 
     A CSV file is first read typed where a sample allows it (see :func:`read_types_for`): parsing a
     timestamp while reading is far cheaper than reading its text and casting it. The typed result
@@ -166,8 +168,8 @@ def _check(
     """
 
     def plan(read_types: dict[str, str] | None = None) -> CheckPlan:
-        scratches.append(f"__crmlens_scratch_{next(_SCRATCH_IDS)}")
-        return CheckPlan(rows, mapping, salt, read_types, scratches[-1])
+        check_file = workdir / ("typed.parquet" if read_types else "text.parquet")
+        return CheckPlan(rows, mapping, salt, read_types, str(check_file))
 
     text = plan()
     read_types = read_types_for(scan, text)
@@ -178,15 +180,29 @@ def _check(
         scan.execute(f"DROP TABLE {REJECTS}")
         scan.execute(f"DROP TABLE {REJECT_SCANS}")
         if not rejected:
-            _merge_duplicates(con, typed)
-            if not _scalar(con, typed.needs_text_sql()):
-                return typed
+            counts = _settle(con, typed)
+            if not counts[-1]:
+                return typed, counts
     if rows.arrow is None and mapping.unpivot is not None:
         scan.execute(f"CREATE TEMP TABLE {STAGE} AS SELECT * FROM {text.read_csv()}")
     _scan(con, scan, text)
     scan.execute(f"DROP TABLE IF EXISTS {STAGE}")
-    _merge_duplicates(con, text)
-    return text
+    return text, _settle(con, text)
+
+
+def _settle(con: duckdb.DuckDBPyConnection, plan: CheckPlan) -> tuple[int, ...]:
+    """Merge duplicate keys and reject broken references; return the plan's counts.
+
+    The check of distinct keys is much cheaper than the merge, which it mostly spares.
+    """
+    if _scalar(con, plan.distinct_keys_sql()):
+        con.execute(plan.merge_sql())
+    references = plan.reference_sql()
+    if references:
+        con.execute(references)
+    counts = con.execute(plan.counts_sql()).fetchone()
+    assert counts is not None  # an aggregate always returns a row
+    return tuple(int(n) for n in counts)
 
 
 def _scan(con: duckdb.DuckDBPyConnection, scan: duckdb.DuckDBPyConnection, plan: CheckPlan) -> None:
@@ -207,16 +223,8 @@ def _scan(con: duckdb.DuckDBPyConnection, scan: duckdb.DuckDBPyConnection, plan:
                 "join, which would lose the line numbers; write x IN (...) as "
                 "list_contains([...], x), and use no subqueries"
             )
-    # committed before the load's transaction first reads it: that transaction sees all of it
-    scan.execute(f"ATTACH ':memory:' AS {quote(plan.scratch)}")
     scan.execute(plan.create_sql())
     con.execute(f"CREATE OR REPLACE TEMP TABLE {OVERRIDES} (pos BIGINT, code INTEGER)")
-
-
-def _merge_duplicates(con: duckdb.DuckDBPyConnection, plan: CheckPlan) -> None:
-    """Merge duplicate keys (the check of distinct keys is much cheaper than the merge)."""
-    if _scalar(con, plan.distinct_keys_sql()):
-        con.execute(plan.merge_sql())
 
 
 def read_types_for(con: duckdb.DuckDBPyConnection, plan: CheckPlan) -> dict[str, str]:
@@ -242,16 +250,15 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
 
 
 def _account(
-    con: duckdb.DuckDBPyConnection, plan: CheckPlan, source: str, load_id: str
+    con: duckdb.DuckDBPyConnection,
+    plan: CheckPlan,
+    counts: tuple[int, ...],
+    source: str,
+    load_id: str,
 ) -> SourceResult:
     """The counts of the check table and of the quarantine records just written."""
     table_name = plan.tbl.name
-    counts = con.execute(
-        f"SELECT count(*), count(*) FILTER (__status IS NULL), count(*) FILTER (__status > 0), "
-        f"count(*) FILTER (__status = {MERGED}) FROM {plan.rows_sql}"
-    ).fetchone()
-    assert counts is not None  # an aggregate always returns a row
-    result = SourceResult(source, table_name, *counts)
+    result = SourceResult(source, table_name, *counts[:4])
     records = con.execute(
         "SELECT rule, action, count(*) FROM quarantine WHERE load_id = ? AND table_name = ? "
         "AND source = ? GROUP BY ALL ORDER BY ALL",
