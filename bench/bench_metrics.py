@@ -77,6 +77,8 @@ def warehouse_file(cache: Path, customers: int, seed: int) -> tuple[Path, dict[s
     path = cache / f"c{customers}-s{seed}.duckdb"
     record = path.with_name(path.name + ".json")
     if path.exists() and record.exists():
+        with Warehouse(path):  # read-write once: migrates a file cached by an older crmlens
+            pass
         return path, json.loads(record.read_text(encoding="utf-8"))
     data = export_dir(cache, customers, seed)
     for stale in (path, path.with_name(path.name + ".wal"), record):

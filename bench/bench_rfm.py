@@ -72,6 +72,8 @@ def cached_warehouse(data: Path) -> Path:
     """A warehouse loaded from ``data``, loaded once and renamed when complete."""
     path = data.with_name(data.name + ".duckdb")
     if path.exists():
+        with Warehouse(path):  # read-write once: migrates a file cached by an older crmlens
+            pass
         return path
     partial = data.with_name(data.name + ".partial.duckdb")
     partial.unlink(missing_ok=True)
