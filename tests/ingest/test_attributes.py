@@ -266,3 +266,52 @@ def test_a_version_3_warehouse_gains_the_new_tables(tmp_path: Path) -> None:
         for name in ("customer_attributes", "web_sessions", "session_attributes"):
             assert wh.row_count(name) == 0
         assert "value_number" in wh.table("customer_attributes").columns
+
+
+SESSIONS = """\
+session,device,seconds,pages,bought
+S1,iOS,5,1,FALSE
+S2,Web,120,6,TRUE
+S3,Web,90000,3,FALSE
+S4,Android,,2,FALSE
+S5,iOS,9.5,1,FALSE
+"""
+
+SESSION_MAPPING = """\
+kind = "web_sessions"
+
+[columns]
+session_id = "session"
+device = "device"
+duration_seconds = "seconds"
+page_views = "pages"
+converted = "bought"
+"""
+
+
+def test_session_outliers_are_flagged_and_loaded_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.csv"
+    path.write_text(SESSIONS, encoding="utf-8")
+    mapping = loads_mapping(SESSION_MAPPING)
+    raw = read_input(path, mapping.read, expected=mapping.headers)
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        report = ingest(wh, raw, mapping)
+        assert report.balanced
+        (sessions,) = [s for s in report.sources if s.table == "web_sessions"]
+        # flagged rows are loaded, not quarantined
+        assert (sessions.rows_read, sessions.rows_loaded, sessions.rows_quarantined) == (5, 5, 0)
+        assert sessions.values_flagged == 3
+        flagged = _rows(
+            wh,
+            "SELECT line_no, column_name, rule, original_value FROM quarantine "
+            "WHERE action = 'flagged' ORDER BY line_no",
+        )
+        assert flagged == [
+            (2, "seconds", "session_under_10s", "5"),
+            (4, "seconds", "session_over_24h", "90000"),
+            (6, "seconds", "session_under_10s", "9.5"),
+        ]
+        # the values themselves are kept as they were
+        assert _rows(
+            wh, "SELECT session_id, duration_seconds FROM web_sessions ORDER BY session_id"
+        ) == [("S1", 5.0), ("S2", 120.0), ("S3", 90000.0), ("S4", None), ("S5", 9.5)]

@@ -243,6 +243,17 @@ def _columns(
     return tuple(specs), tuple(infers)
 
 
+#: Rule-based outliers, per canonical table: the rows load unchanged and each is recorded in the
+#: quarantine log with action ``flagged`` (D3). A session under 10 s is a bounce or a bot, one over
+#: 24 h a tab left open or a tracking fault; analyses can leave them out by rule.
+OUTLIER_RULES: dict[str, tuple[RowRule, ...]] = {
+    "web_sessions": (
+        RowRule("session_under_10s", "duration_seconds", "duration_seconds < 10", "flagged"),
+        RowRule("session_over_24h", "duration_seconds", "duration_seconds > 86400", "flagged"),
+    ),
+}
+
+
 def _order_rules(
     mapping: IngestMapping, targets: set[str]
 ) -> tuple[tuple[Derive, ...], tuple[RowRule, ...]]:
@@ -366,6 +377,7 @@ def _prepared(
         derive, row_rules = _order_rules(mapping, targets)
     if kind == "order_lines" and "amount" not in targets and {"quantity", "unit_price"} <= targets:
         derive = (Derive("amount", "quantity * unit_price"),)
+    row_rules += tuple(r for r in OUTLIER_RULES.get(kind, ()) if r.column in targets)
     headers = tuple(n for n in arrow.column_names if n != LINE_COLUMN)
     return Prepared(
         SourceRows(label, headers, arrow=arrow),

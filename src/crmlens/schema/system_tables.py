@@ -35,7 +35,7 @@ SYSTEM_TABLES = (
         column("line_no", "int", "行号", "Line", "Line in the file (header = 1).", required=True),
         column("column_name", "string", "列", "Column", "Source column at fault; empty for rules about the whole row."),
         column("rule", "string", "规则", "Rule", "Rule broken, e.g. bad_timestamp.", required=True),
-        column("action", "string", "处理", "Action", "rejected (row not loaded), cleared (value set empty, row loaded) or inferred (value filled by a rule, row loaded)."),
+        column("action", "string", "处理", "Action", "rejected (row not loaded), cleared (value set empty, row loaded), inferred (value filled by a rule, row loaded) or flagged (an outlier by a rule, row loaded unchanged)."),
         column("original_value", "string", "原始值", "Original value", "The value as read."),
         column("row_json", "string", "原始行", "Original row", "The whole row as JSON."),
         kind="system",

@@ -61,12 +61,13 @@ class Infer:
 
 @dataclass(frozen=True)
 class RowRule:
-    """A row-level check over parsed columns: reject the row, or clear ``column``, when ``when``."""
+    """A row-level check over parsed columns, applied where ``when`` holds: reject the row, clear
+    ``column``, or flag it (an outlier: loaded unchanged, recorded in the quarantine log)."""
 
     rule: str
     column: str
     when: str
-    action: Literal["rejected", "cleared"] = "rejected"
+    action: Literal["rejected", "cleared", "flagged"] = "rejected"
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,8 @@ class SourceResult:
     rows_quarantined: int = 0
     rows_merged: int = 0
     values_cleared: int = 0
+    #: Outliers recorded by a flagging rule; their rows load unchanged.
+    values_flagged: int = 0
     values_inferred: int = 0
     seconds: float = 0.0
     started_at: datetime | None = None

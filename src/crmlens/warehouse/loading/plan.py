@@ -67,7 +67,7 @@ class Check:
 
     rule: str
     column: str  # the source header at fault, else the canonical column
-    action: str  # rejected, cleared or inferred
+    action: str  # rejected, cleared, inferred or flagged
     condition: str  # over the parsed row; empty for references (checked after the scan)
     header: str | None = None  # the source header holding the original value
     clears: str | None = None  # the canonical column a clearing row rule sets empty
@@ -122,7 +122,9 @@ class CheckPlan:
                 self.rejects.append(Check(inf.rule, at or inf.target, "rejected", missing_sql, at))
         for r in mapping.rules:
             at, when = self.header_of.get(r.column), f"coalesce({r.when}, false)"
-            check = Check(r.rule, at or r.column, r.action, when, at, r.column)
+            # a flag only records the row: it clears nothing
+            clears = r.column if r.action == "cleared" else None
+            check = Check(r.rule, at or r.column, r.action, when, at, clears)
             (self.rejects if r.action == "rejected" else self.clears).append(check)
         self.row_local = len(self.rejects)
         for ref in mapping.references:

@@ -269,6 +269,7 @@ def _account(
         by_rule[rule] = by_rule.get(rule, 0) + n
         result.values_cleared += n if action == "cleared" else 0
         result.values_inferred += n if action == "inferred" else 0
+        result.values_flagged += n if action == "flagged" else 0
     return result
 
 
