@@ -21,7 +21,8 @@ metrics layer and the model views, the warehouse and JSON. Timed, for every page
   for that view, as for a user exploring).
 
 Reported per page and over all pages: p50 and p95 of each kind (target: p95 < 300 ms per
-interaction). Every response is checked to be a rendered page without an error banner. Writes
+interaction). The data-quality page leaves its duplicate-key counts to a second request the browser
+sends once the page is shown; that request is timed too (cache cold), as ``deferred_ms``. Every response is checked to be a rendered page without an error banner. Writes
 bench/results/web.json.
 """
 
@@ -48,6 +49,7 @@ from crmlens.metrics.cache import ResultCache
 from crmlens.warehouse import Warehouse
 from crmlens.web import create_dash
 from crmlens.web.pages import PAGES
+from crmlens.web.pages.quality import TABLES_ID
 
 HERE = Path(__file__).resolve().parent
 TARGET_P95_MS = 300.0
@@ -126,6 +128,28 @@ class Server:
             "changedPropIds": ["url.search"],
             "state": [],
         }
+        ms, text = self._post(body)
+        if f"page-{name}" not in text or "error-banner" in text:
+            raise AssertionError(f"/{name}{search}: not a clean page ({text[:200]})")
+        return ms
+
+    def quality_tables(self) -> float:
+        """The data-quality page's second request (its table figures with duplicate keys, asked
+        by the browser once the page is shown); its time in milliseconds."""
+        body = {
+            "output": f"{TABLES_ID}.children",
+            "outputs": {"id": TABLES_ID, "property": "children"},
+            "inputs": [{"id": TABLES_ID, "property": "id", "value": TABLES_ID}],
+            "changedPropIds": [],
+            "state": [{"id": "url", "property": "search", "value": ""}],
+        }
+        ms, text = self._post(body)
+        if "…" in text or "\\u2026" in text or "error-banner" in text:
+            raise AssertionError(f"quality tables: not the full figures ({text[:200]})")
+        return ms
+
+    def _post(self, body: dict[str, Any]) -> tuple[float, str]:
+        """One callback request; its time in milliseconds and the response."""
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/_dash-update-component",
             data=json.dumps(body).encode(),
@@ -134,11 +158,7 @@ class Server:
         start = time.perf_counter()
         with urllib.request.urlopen(request, timeout=600) as response:
             payload = response.read()
-        ms = (time.perf_counter() - start) * 1000
-        text = payload.decode()
-        if f"page-{name}" not in text or "error-banner" in text:
-            raise AssertionError(f"/{name}{search}: not a clean page ({text[:200]})")
-        return ms
+        return (time.perf_counter() - start) * 1000, payload.decode()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -162,6 +182,7 @@ def main() -> None:
     rounds = max(1, min(args.rounds, len(FILTERS)))
     path, built = web_copy(args.cache, args.customers, args.seed)
     times: dict[str, dict[str, list[float]]] = {}
+    deferred_ms: dict[str, float] = {}
     with Warehouse(path, read_only=True) as wh, Server(wh) as srv:
         for name in PAGES:
             query = {"id": "M0000010", "q": "M00000"} if name == "customer" else {}
@@ -170,6 +191,11 @@ def main() -> None:
             warm = [srv.page(name, query) for _ in range(3)]
             changes = [srv.page(name, {**query, **FILTERS[i]}) for i in range(rounds)]
             times[name] = {"first": [first], "warm": warm, "filter": changes}
+            if name == "quality":
+                # the duplicate-key counts the page leaves to a second request, cache cold
+                deferred = srv.quality_tables()
+                print(f"quality    duplicate keys (second request) {deferred:8.0f} ms", flush=True)
+                deferred_ms["quality_duplicate_keys"] = deferred
             print(
                 f"{name:10s} first {first:8.0f} ms   warm p50 {pct(warm, 0.5):6.0f} ms   "
                 f"filter p50 {pct(changes, 0.5):7.0f} ms  p95 {pct(changes, 0.95):7.0f} ms",
@@ -187,6 +213,7 @@ def main() -> None:
         "target_p95_ms": TARGET_P95_MS,
         "pages": {name: {k: summary(v) for k, v in kinds.items()} for name, kinds in times.items()},
         "overall": overall,
+        "deferred_ms": deferred_ms,
         "meets_target": {k: overall[k]["p95_ms"] < TARGET_P95_MS for k in overall},
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
     }

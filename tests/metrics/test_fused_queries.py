@@ -94,6 +94,16 @@ def test_a_total_that_is_not_the_sum_of_the_groups_is_queried(tiny: Any, queries
     assert list(table["revenue_share"]) == pytest.approx(list(table["revenue"] / revenue))
 
 
+def test_a_top_n_with_no_more_values_than_n_is_its_ranking(tiny: Any, queries: list) -> None:
+    table = breakdown(tiny.wh, ["revenue", "orders"], YEAR, ["region"], top=50)
+    assert len(queries) == 1  # the ranking and the breakdown are one fused aggregate
+    full = breakdown(tiny.wh, ["revenue", "orders"], YEAR, ["region"])
+    pd.testing.assert_frame_equal(table, full)
+    folded = breakdown(tiny.wh, ["revenue", "orders"], YEAR, ["store"], top=2)
+    assert len(folded) == 3 and folded["store"].iloc[-1] == "其他"
+    assert folded["revenue"].sum() == pytest.approx(full["revenue"].sum())
+
+
 def test_the_seed_overview_is_two_queries(tiny: Any, queries: list) -> None:
     month = Scope.parse("2021-01")
     frame = overview(tiny.wh, SEED_OVERVIEW, month)

@@ -19,6 +19,7 @@ from crmlens.metrics.quality import (
     LOADS_COLUMNS,
     QUALITY_COLUMNS,
     SUMMARY_COLUMNS,
+    duplicate_keys,
     load_history,
     loads,
     missing_by_column,
@@ -127,6 +128,8 @@ def test_duplicate_keys_are_counted(scratch) -> None:
     assert quick["duplicate_keys"].isna().all()
     others = [c for c in r.columns if c != "duplicate_keys"]
     pd.testing.assert_frame_equal(quick[others], r[others])
+    alone = duplicate_keys(wh).set_index("table")["duplicate_keys"]  # the column on its own
+    assert alone.to_dict() == r["duplicate_keys"].to_dict()
 
 
 def test_load_history_checks_the_accounting_identity(scratch) -> None:

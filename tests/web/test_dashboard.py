@@ -17,10 +17,11 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from crmlens.metrics import metric, overview
+from crmlens.metrics.quality import quality_report
 from crmlens.metrics.summary import history_scope
 from crmlens.warehouse import Warehouse
 from crmlens.web.data import Bounds
-from crmlens.web.i18n import metric_value
+from crmlens.web.i18n import metric_value, number
 from crmlens.web.pages import PAGES
 from crmlens.web.state import View
 
@@ -58,6 +59,26 @@ def test_every_page_loads_cleanly(page: Page, name: str, lang: str) -> None:
     assert page.tab.query_selector_all(".error-banner") == []
     assert page.tab.query_selector_all(".card"), f"{name} shows no cards"
     page.screenshot(f"{name}-{lang}")
+
+
+def test_quality_duplicate_keys_fill_in_from_the_metrics_layer(
+    page: Page, demo_wh: Warehouse
+) -> None:
+    # the page comes without the duplicate-key counts (slow at scale); a second request adds them
+    page.open("/quality?lang=en")
+    page.tab.wait_for_function(
+        "() => { const t = document.querySelector('#dq-tables tbody');"
+        " return !!t && !t.innerText.includes('…'); }",
+        timeout=20_000,
+        polling=100,
+    )
+    report = quality_report(demo_wh, as_of=history_scope(demo_wh).end).set_index("label_en")
+    rows = page.tab.query_selector_all("#dq-tables tbody tr")
+    assert len(rows) == len(report)
+    for row in rows:
+        cells = [c.inner_text() for c in row.query_selector_all("td")]
+        assert cells[3] == number(int(report.loc[cells[0], "duplicate_keys"]), "en"), cells[0]
+    assert page.errors == []
 
 
 def test_kpi_cards_equal_the_metrics_layer(page: Page, demo_wh: Warehouse) -> None:

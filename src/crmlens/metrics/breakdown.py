@@ -21,7 +21,7 @@ from crmlens.metrics.evaluate import (
     whole,
     with_nulls,
 )
-from crmlens.metrics.measures import adds_up
+from crmlens.metrics.measures import adds_up, fusable
 from crmlens.metrics.registry import metrics as lookup_all
 from crmlens.metrics.scope import Scope
 from crmlens.warehouse import Warehouse
@@ -63,15 +63,26 @@ def breakdown(
         check_applicable(m, scope, by)
     period = [whole(scope)]
     relabel = None
+    computed = None
     if top is not None:
         if top < 1:
             raise ConfigError(f"top must be at least 1, got {top}")
-        ranked = compute(wh, chosen[names.index(key)], scope, period, by[:1])
+        shapes = {fusable(m.builder) for m in chosen}
+        if len(by) == 1 and len(shapes) == 1 and None not in shapes:
+            # by one dimension, KPIs that are one aggregate over the same rows: the ranking is the
+            # breakdown itself, for the price of the ranking alone (a second query only when
+            # there are more than ``top`` values to fold)
+            computed = compute_many(wh, chosen, scope, period, by)
+            ranked = computed[key]
+        else:
+            ranked = compute(wh, chosen[names.index(key)], scope, period, by[:1])
         ranked = ranked.sort_values("value", ascending=False, na_position="last", kind="stable")
         if len(ranked) > top:
             relabel = {by[0]: frozenset(ranked[by[0]].head(top))}
+            computed = None
     frame = pd.DataFrame(columns=list(by))
-    computed = compute_many(wh, chosen, scope, period, by, relabel)
+    if computed is None:
+        computed = compute_many(wh, chosen, scope, period, by, relabel)
     for m in chosen:
         got = computed[m.name].drop(columns="period_id")
         frame = frame.merge(got.rename(columns={"value": m.name}), on=list(by), how="outer")

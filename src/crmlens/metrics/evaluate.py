@@ -91,7 +91,25 @@ def compute_many(
 
     A metric that cannot be filtered or grouped as asked raises :class:`NotApplicableError`; with
     ``errors`` it is left out instead, and its error stored there under its name.
+
+    Periods with the same days are computed once (an overview of a whole year compares it with
+    the previous period and with last year, which are the same year; a compared month series asks
+    for most months twice): every builder's rows depend on a period's days only, so the result
+    for the first such period is given to the others.
     """
+    unique: dict[tuple[date, date], int] = {}
+    ids = [unique.setdefault((p.start, p.end), len(unique)) for p in periods]
+    if len(unique) < len(ids):
+        distinct = [Period(f"{s}..{e}", s, e) for s, e in unique]
+        got = compute_many(wh, metrics, scope, distinct, by, relabel, errors=errors)
+        back = pd.DataFrame({"period_id": ids, "p__asked": range(len(ids))})
+        return {
+            name: frame.merge(back, on="period_id")
+            .assign(period_id=lambda f: f["p__asked"])
+            .drop(columns="p__asked")
+            .sort_values(["period_id", *by], ignore_index=True)
+            for name, frame in got.items()
+        }
     batches: dict[object, list[Metric]] = {}
     for m in metrics:
         try:

@@ -40,11 +40,12 @@ reach: the customer's attributes and the store.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import partial
 
 import ibis
 import pandas as pd
+import pyarrow as pa
 from ibis.expr.types import Table
 
 from crmlens.errors import ConfigError
@@ -171,13 +172,29 @@ def member_trend(
 
 def _loyal(q: Query, months: int) -> Table:
     """The loyal-members builder: each period's ``months`` windows are periods of a second query,
-    window ``j`` (0 = the latest) of period ``i`` at ``period_id`` ``j * n + i``."""
+    window ``j`` (0 = the latest) of period ``i`` at position ``j * n + i``.
+
+    Windows with the same days are read once: at month grain window ``j`` of a month is window
+    ``j - 1`` of the month after, so a year's 36 windows are 14 months, and each order row is
+    joined to one window instead of three. Each distinct window then counts for every (period,
+    position) it stands for.
+    """
     n = len(q.periods)
     windows = [_month_window(p, j) for j in range(months) for p in q.periods]
-    w = Query(q.wh, q.scope, windows, q.by, q.relabel)
+    distinct: dict[tuple[date, date], int] = {}
+    ids = [distinct.setdefault((w.start, w.end), len(distinct)) for w in windows]
+    w = Query(q.wh, q.scope, [Period(f"{a}..{b}", a, b) for a, b in distinct], q.by, q.relabel)
     t = buyers(w.rows("orders"))
-    t = t.select(*q.by, "customer_id", window=t.period_id).distinct()
-    t = t.mutate(period_id=t.window % n)
+    t = t.select(*q.by, "customer_id", l__window=t.period_id).distinct()
+    stands_for = ibis.memtable(
+        pa.table(
+            {
+                "l__id": pa.array(ids, pa.int64()),
+                "period_id": pa.array([k % n for k in range(len(ids))], pa.int64()),
+            }
+        )
+    )
+    t = t.join(stands_for, t.l__window == stands_for.l__id)
     per = t.group_by([*q.keys, "customer_id"]).aggregate(windows=t.count())
     loyal = per.filter(per.windows == months)
     return q.group(loyal, loyal.count())

@@ -29,6 +29,7 @@ from crmlens.web.data import Data
 from crmlens.web.i18n import LANGS, dim_label, period_label, pick, text, value_label
 from crmlens.web.pages import PAGES, PageContext, render_page
 from crmlens.web.pages.customer import search_results
+from crmlens.web.pages.quality import TABLES_ID, tables_card
 from crmlens.web.state import FILTER_DIMS, View
 
 #: The month pickers and the grain; the filter dimensions follow (``f-region`` …).
@@ -95,11 +96,13 @@ def render_cached(data: Data, pathname: str | None, search: str | None) -> Any:
 
 
 def warm(data: Data) -> None:
-    """Render every page's default view and compute the filter options, into the cache."""
+    """Render every page's default view (with the quality page's second request) and compute the
+    filter options, into the cache."""
     for dim in FILTER_DIMS:
         data.options(dim)
     for path in ("/", *(f"/{name}" for name in PAGES)):
         render_cached(data, path, "")
+    tables_card(data, "zh-CN")  # the quality page's second request (its duplicate keys)
 
 
 async def _api_not_found(rest: str) -> JSONResponse:
@@ -267,6 +270,11 @@ def _register(app: Dash, data: Data) -> None:
     def customer_search(_clicks: int, query: str | None, search: str | None) -> Any:
         view = View.parse(search)
         return search_results(data, data.scope_of(view), query or "", view.lang, search or "")
+
+    @app.callback(Output(TABLES_ID, "children"), Input(TABLES_ID, "id"), State("url", "search"))
+    def quality_tables(_id: str, search: str | None) -> Any:
+        """The data-quality page's table figures with duplicate keys, once the page is shown."""
+        return tables_card(data, View.parse(search).lang)
 
     chrome_outputs = [
         Output("app-title", "children"),

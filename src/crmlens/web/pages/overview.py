@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from dash import html
 
-from crmlens.metrics import breakdown, metric, overview, timeseries
-from crmlens.metrics.evaluate import previous, whole
+from crmlens.metrics import Scope, breakdown, compute_many, metric, metrics, overview, timeseries
+from crmlens.metrics.evaluate import last_year, previous, whole
 from crmlens.metrics.metric import Metric
+from crmlens.warehouse.engines import ReadableWarehouse
 from crmlens.web.components import guarded, kpi_card
 from crmlens.web.i18n import dim_label, metric_label, metric_value
 from crmlens.web.pages import PageContext
@@ -27,6 +29,9 @@ KPIS = (
     "nps",
     "csat",
 )
+#: The KPIs of both trend charts: one time series for the two (revenue, orders and buying
+#: customers are one aggregate over the orders, so asking for them together scans them once).
+TRENDS = ("revenue", "orders", "customers", "new_customers", "active_customers")
 #: A change at least this large (relative, or relative to the base for rates) is an anomaly.
 THRESHOLD = 0.20
 #: Anomalies listed, and how many of the largest get a probable cause.
@@ -59,25 +64,44 @@ def anomalies(rows: list[dict[str, Any]]) -> list[tuple[Metric, str, float, dict
     return sorted(found, key=lambda item: item[2], reverse=True)
 
 
-def _cause(ctx: PageContext, m: Metric, column: str) -> str | None:
+def _compared(
+    wh: ReadableWarehouse, names: tuple[str, ...], scope: Scope, by: tuple[str, ...]
+) -> dict[str, pd.DataFrame]:
+    """KPIs by ``by`` over the scope's whole range (``period_id`` 0), the previous period (1) and
+    the same period last year (2), as :func:`~crmlens.metrics.overview` compares them: one
+    :func:`~crmlens.metrics.compute_many` (a year's previous period and last year are one)."""
+    now = whole(scope)
+    periods = [now, previous(now, scope.grain), last_year(now, scope.grain)]
+    return compute_many(wh, metrics(names), scope, periods, by)
+
+
+def _causes(ctx: PageContext, found: list[tuple[Metric, str, float, dict[str, Any]]]) -> list[Any]:
+    """The probable cause of each of the :data:`MAX_CAUSES` largest moves (None for the others)
+    — see :func:`_cause`; the KPIs broken down by the same dimension are computed together."""
+    wanted = [(m, column) for m, column, *_ in found[:MAX_CAUSES] if m.additive and m.default_dims]
+    by_dim: dict[str, set[str]] = {}
+    for m, _ in wanted:
+        by_dim.setdefault(m.default_dims[0], set()).add(m.name)
+    values = {
+        dim: ctx.data.get(_compared, tuple(sorted(names)), ctx.scope, (dim,))
+        for dim, names in by_dim.items()
+    }
+    out: list[Any] = [None] * len(found)
+    for i, (m, column, *_) in enumerate(found[:MAX_CAUSES]):
+        if (m, column) in wanted:
+            dim = m.default_dims[0]
+            out[i] = _cause(ctx, m, dim, values[dim][m.name], 1 if column == "change" else 2)
+    return out
+
+
+def _cause(ctx: PageContext, m: Metric, dim: str, frame: pd.DataFrame, base: int) -> str | None:
     """For a count or total: the value of its first default dimension that contributed most to
-    the move, with its own before and after (compared with the previous period for 环比, the same
-    period last year for 同比)."""
-    if not m.additive or not m.default_dims:
-        return None
-    dim = m.default_dims[0]
-    now = whole(ctx.scope)
-    if column == "change":
-        before = previous(now, ctx.scope.grain)
-        base_scope = ctx.scope.with_range(before.start, before.end)
-    else:
-        base_scope = ctx.scope.with_range(
-            now.start.replace(year=now.start.year - 1), now.end.replace(year=now.end.year - 1)
-        )
-    cur = ctx.data.get(breakdown, (m.name,), ctx.scope, (dim,))
-    old = ctx.data.get(breakdown, (m.name,), base_scope, (dim,))
+    the move, with its own before and after (``frame`` is :func:`_compared`'s; ``base`` the
+    period compared with: 1 for 环比, 2 for 同比)."""
+    cur = frame[frame["period_id"] == 0].drop(columns="period_id")
+    old = frame[frame["period_id"] == base].drop(columns="period_id")
     merged = cur.merge(old, on=dim, how="outer", suffixes=("", "_base")).fillna(0.0)
-    merged["delta"] = merged[m.name].astype(float) - merged[f"{m.name}_base"].astype(float)
+    merged["delta"] = merged["value"].astype(float) - merged["value_base"].astype(float)
     total = float(merged["delta"].sum())
     if merged.empty or total == 0:
         return None
@@ -86,8 +110,8 @@ def _cause(ctx: PageContext, m: Metric, column: str) -> str | None:
         "overview.cause",
         dim=dim_label(dim, ctx.lang),
         value=shown_values(ctx, dim, [top[dim]])[0],
-        before=metric_value(m, float(top[f"{m.name}_base"]), ctx.lang),
-        after=metric_value(m, float(top[m.name]), ctx.lang),
+        before=metric_value(m, float(top["value_base"]), ctx.lang),
+        after=metric_value(m, float(top["value"]), ctx.lang),
     )
 
 
@@ -122,6 +146,7 @@ def _anomaly_list(ctx: PageContext, rows: list[dict[str, Any]]) -> Any:
     found = anomalies(rows)
     if not found:
         return html.P(ctx.t("overview.no_anomalies", pct=f"{THRESHOLD:.0%}"), className="muted")
+    causes = _causes(ctx, found)
     items = []
     for i, (m, column, _, row) in enumerate(found[:MAX_ANOMALIES]):
         cmp = ctx.t("kpi.mom" if column == "change" else "kpi.yoy")
@@ -131,8 +156,7 @@ def _anomaly_list(ctx: PageContext, rows: list[dict[str, Any]]) -> Any:
             cmp=cmp,
             change=m.format_change(row[column]),
         )
-        # causes cost two breakdowns each: looked for on the largest moves only
-        cause = _cause(ctx, m, column) if i < MAX_CAUSES else None
+        cause = causes[i]
         good = (row[column] > 0) == (m.direction == "up")
         items.append(
             html.Li(
@@ -144,7 +168,7 @@ def _anomaly_list(ctx: PageContext, rows: list[dict[str, Any]]) -> Any:
 
 
 def _revenue_trend(ctx: PageContext) -> Any:
-    series = ctx.data.get(timeseries, ("revenue", "orders"), ctx.scope)
+    series = ctx.data.get(timeseries, TRENDS, ctx.scope)
     revenue = series[series["metric"] == "revenue"]
     # a period is marked when revenue moved by the threshold from the period before it
     flagged: dict[str, list[str]] = {"revenue": []}
@@ -159,7 +183,7 @@ def _revenue_trend(ctx: PageContext) -> Any:
 
 def _customer_trend(ctx: PageContext) -> Any:
     names = ("customers", "new_customers", "active_customers")
-    series = ctx.data.get(timeseries, names, ctx.scope)
+    series = ctx.data.get(timeseries, TRENDS, ctx.scope)
     return trend(ctx, series, [metric(n) for n in names])
 
 
