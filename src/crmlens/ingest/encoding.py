@@ -175,6 +175,16 @@ def check_plausible(path: Path, encoding: str) -> None:
     sample, first = _sample(path)
     if sample.isascii():
         return
+    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
+        try:
+            # the sample may end inside a character: an incremental decode, not final
+            codecs.getincrementaldecoder("utf-8")(errors="strict").decode(sample, final=False)
+        except UnicodeDecodeError:
+            pass  # invalid bytes: measured below, and the strict decoding names their line
+        else:
+            # multi-byte UTF-8 is too regular to arise by chance from another encoding, so valid
+            # UTF-8 is taken as meant, control characters, joiners and odd symbols included
+            return
     text = sample.decode(encoding, errors="replace")
     lines = [(n, line) for n, line in enumerate(text.splitlines(), first) if not line.isascii()]
     probe = "\n".join(line for _, line in lines)[:32_768]

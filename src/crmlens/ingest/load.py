@@ -121,7 +121,9 @@ def load_sources(
             write_load_log(con, load_id, results)
             # ties records carrying only a phone or e-mail to a customer (D4)
             identity = resolve_identities(con, load_id=load_id, resolved_at=started)
-    except (CrmlensError, duckdb.Error) as exc:
+    # UnicodeDecodeError: DuckDB cuts a long error text at ~10 kB, at times inside a character,
+    # and its Python binding then fails to decode the message itself
+    except (CrmlensError, duckdb.Error, UnicodeDecodeError) as exc:
         raise LoadError(_failure(exc, folder, current)) from exc
     if progress:
         progress(PROGRESS_STEP, len(specs), len(specs))

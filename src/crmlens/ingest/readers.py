@@ -72,7 +72,19 @@ def _csv_headers(path: Path, delimiter: str, header_row: int) -> tuple[str, ...]
         line = lines[-1].decode("utf-8-sig" if header_row == 1 else "utf-8")
     except UnicodeDecodeError as exc:
         raise EncodingError(f"expected UTF-8: {exc.reason}", path=path, row=header_row) from exc
-    headers = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter), [])
+    stripped = line.rstrip("\r\n")
+    if "\r" in stripped:
+        # old Mac line ends (CR only): readline found no LF, so the "header" is the whole file
+        raise SourceError(
+            "lines end in CR only (classic Mac); expected LF or CRLF line ends: re-save the file "
+            "with Windows or Unix line ends",
+            path=path,
+            row=header_row,
+        )
+    try:
+        headers = next(csv.reader([stripped], delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise SourceError(f"cannot read the header line: {exc}", path=path, row=header_row) from exc
     if not any(h.strip() for h in headers):
         raise SourceError("no header line: the file is empty", path=path, row=header_row)
     return tuple(h.strip() for h in headers)
