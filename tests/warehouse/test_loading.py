@@ -470,3 +470,59 @@ def test_a_rule_that_would_make_duckdb_join_is_refused(tmp_path: Path, wh: Wareh
         load(wh, rows, replace(MEMBERS, rules=(rule,)))
     rule = RowRule("odd_tier", "member_tier", f"list_contains([{tiers[1:-1]}], member_tier)")
     assert load(wh, rows, replace(MEMBERS, rules=(rule,))).rows_loaded == 1
+
+
+LINES = TableMapping(
+    table="order_lines",
+    columns=(
+        ColumnSpec("order_id", "order"),
+        ColumnSpec("line_no", "line"),
+        ColumnSpec("sku", "sku"),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("keys", "merged"),
+    [
+        ([("O1", 1), ("O1", 2), ("O2", 1), ("O2", 3)], 0),  # sorted by order, then line
+        ([("O1", 2), ("O1", 1), ("O2", 1)], 0),  # lines out of order, all distinct
+        ([("O1", 1), ("O2", 1), ("O1", 1)], 1),  # a duplicate behind a greater order
+        ([("O1", 1), ("O1", 1), ("O2", 5)], 1),  # equal neighbours
+    ],
+)
+def test_duplicates_of_a_composite_key_are_found_in_any_order(
+    tmp_path: Path, wh: Warehouse, keys: list[tuple[str, int]], merged: int
+) -> None:
+    text = "order,line,sku\n" + "".join(f"{o},{n},S1\n" for o, n in keys)
+    result = load(wh, csv_rows(tmp_path / "l.csv", text), LINES)
+    assert (result.rows_loaded, result.rows_merged) == (len(set(keys)), merged)
+
+
+@pytest.mark.parametrize(
+    ("second", "replaced"),
+    [
+        (["M7", "M8"], set()),  # new keys after the loaded ones
+        (["M0", "M1"], set()),  # before them
+        (["M4"], set()),  # inside their range, yet new
+        (["M3", "M9"], {"M3"}),  # one key loaded again
+        (["M5", "M2"], {"M5", "M2"}),
+    ],
+)
+def test_a_second_source_into_a_table_replaces_exactly_the_keys_it_shares(
+    tmp_path: Path, wh: Warehouse, second: list[str], replaced: set[str]
+) -> None:
+    header = "card,tier,signup,updated\n"
+    first = csv_rows(tmp_path / "a.csv", header + "M2,普通,2019-01-01,\nM3,普通,2019-01-01,\n"
+                     "M5,普通,2019-01-01,\nM6,普通,2019-01-01,\n")  # fmt: skip
+    other = csv_rows(
+        tmp_path / "b.csv", header + "".join(f"{k},白金,2019-01-01,\n" for k in second)
+    )
+    with wh.transaction() as con:  # two sources of one load, as app_events has
+        for rows in (first, other):
+            load_source(con, rows, MEMBERS, load_id="L1", loaded_at=NOW, salt="s4lt")
+    got = dict(wh.raw.execute("SELECT customer_id, member_tier FROM customers").fetchall())
+    assert set(got) == {"M2", "M3", "M5", "M6", *second}
+    assert {k for k, tier in got.items() if tier == "白金"} == set(second)
+    assert len(got) == 4 + len(second) - len(replaced)
+    assert wh.raw.execute("SELECT count(*) FROM customers").fetchone() == (len(got),)

@@ -362,11 +362,14 @@ class CheckPlan:
         grouping millions of keys. Rows with a key part missing are rejected, never merged.
         """
         key = [quote(k) for k in self.tbl.primary_key]
-        k = key[0] if len(key) == 1 else f"({', '.join(key)})"
         not_null = " AND ".join(f"{c} IS NOT NULL" for c in key)
-        keys = f"SELECT {k} AS __k FROM {self.chk} WHERE {not_null}"
+        # compared part by part, lexicographically: cheaper than building and comparing a struct
+        up = f"{key[-1]} > lag({key[-1]}) OVER w"
+        for c in reversed(key[:-1]):
+            up = f"{c} > lag({c}) OVER w OR ({c} = lag({c}) OVER w AND ({up}))"
         return (
-            f"SELECT count(*) FROM (SELECT __k > lag(__k) OVER () AS up FROM ({keys})) WHERE NOT up"
+            f"SELECT count(*) FROM (SELECT {up} AS up FROM {self.chk} WHERE {not_null} "
+            "WINDOW w AS ()) WHERE NOT up"
         )
 
     def merge_sql(self) -> str:

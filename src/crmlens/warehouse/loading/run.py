@@ -137,10 +137,11 @@ def _load(
     try:
         plan, counts = _check(con, scan, Path(workdir.name), rows, mapping, salt)
         delete, insert = plan.upsert_sql()
-        if con.execute(f"SELECT 1 FROM {quote(mapping.table)} LIMIT 1").fetchone():
+        if _may_replace(con, plan):
             con.execute(delete)
         con.execute(insert, [load_id, loaded_at])
-        con.execute(plan.quarantine_sql(), [load_id, mapping.table, rows.label])
+        if counts[2] or counts[4]:  # rows rejected, or kept with a value cleared or flagged
+            con.execute(plan.quarantine_sql(), [load_id, mapping.table, rows.label])
         result = _account(con, plan, counts, rows.label, load_id)
         con.execute(f"DROP TABLE {OVERRIDES}")
     finally:
@@ -148,6 +149,25 @@ def _load(
         scan.close()
         workdir.cleanup()
     return result
+
+
+def _may_replace(con: duckdb.DuckDBPyConnection, plan: CheckPlan) -> bool:
+    """Whether a kept row may share its key with a row of the table: not when the table is empty,
+    nor when the ranges of the first key column do not meet (a second source of a load adding keys
+    of its own, as an export adding new IDs after the old ones). The ranges are far cheaper to
+    find than the rows to delete.
+    """
+    first = quote(plan.tbl.primary_key[0])
+    table = quote(plan.tbl.name)
+    if not con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
+        return False  # the usual first load: the rows to keep are not even read
+    loaded = f"SELECT min({first}) AS lo, max({first}) AS hi FROM {table}"
+    kept = (
+        f"SELECT min({first}) AS lo, max({first}) AS hi FROM {plan.rows_sql} WHERE __status IS NULL"
+    )
+    # compared in SQL, as DuckDB orders the values; NULL (nothing kept) means nothing to replace
+    meet = f"SELECT coalesce(k.lo <= t.hi AND t.lo <= k.hi, false) FROM ({loaded}) t, ({kept}) k"
+    return bool(_scalar(con, meet))
 
 
 def _check(
