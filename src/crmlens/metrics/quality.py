@@ -228,7 +228,12 @@ def quarantine_records(
     if table is not None:
         schema_table(table)  # ConfigError listing the tables for an unknown name
     q = _quarantine_filtered(wh, load_id=load_id, table=table, rule=rule)
-    expr = q.order_by([ibis.desc(q.load_id), q.table_name, q.source, q.line_no, q.column_name])
+    # newest by the load's start time: load IDs of two loads in one second do not sort by time
+    log = wh.table("load_log")
+    starts = log.group_by("load_id").aggregate(load_started=log.started_at.min())
+    q = q.left_join(starts, "load_id").select(q, "load_started")
+    newest = [ibis.desc(q.load_started), ibis.desc(q.load_id)]
+    expr = q.order_by([*newest, q.table_name, q.source, q.line_no, q.column_name])
     if limit is not None:
         expr = expr.limit(limit)
     got = wh.execute(expr.select(*RECORD_COLUMNS))
