@@ -29,49 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_metrics import warehouse_file
 from crmlens.models.build import STEPS, build
 from crmlens.warehouse import Warehouse
 
 HERE = Path(__file__).resolve().parent
-
-
-def export_dir(cache: Path, customers: int, seed: int) -> Path:
-    """The demo export (as bench/run.py writes it), generated when absent."""
-    from crmlens.demo import DemoConfig, generate
-
-    data = cache / f"c{customers}-s{seed}"
-    if (data / "manifest.json").exists():
-        return data
-    # generate beside the cache and rename when complete, so a reader never sees half an export
-    partial = data.with_name(data.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    print(f"generating the demo company at {customers:,} customers into {data} …", flush=True)
-    generate(DemoConfig(customers=customers, seed=seed, out_dir=partial))
-    shutil.rmtree(data, ignore_errors=True)
-    partial.rename(data)
-    return data
-
-
-def warehouse_file(cache: Path, customers: int, seed: int) -> Path:
-    """The loaded warehouse, loaded once; a file without its load record is loaded again."""
-    from crmlens.ingest import load_demo_export
-
-    path = cache / f"c{customers}-s{seed}.duckdb"
-    record = path.with_name(path.name + ".json")
-    if path.exists() and record.exists():
-        return path
-    data = export_dir(cache, customers, seed)
-    for stale in (path, path.with_name(path.name + ".wal"), record):
-        stale.unlink(missing_ok=True)
-    print(f"loading {data} into {path} …", flush=True)
-    start = time.perf_counter()
-    with Warehouse(path) as wh:
-        load_demo_export(wh, data)
-        wh.checkpoint()
-        rows = {d["table"]: d["rows"] for d in wh.describe() if d["kind"] == "data"}
-    info = {"customers": customers, "seed": seed, "load_seconds": time.perf_counter() - start}
-    record.write_text(json.dumps(info | {"rows": rows}, indent=2), encoding="utf-8")
-    return path
 
 
 def run_build(source: Path, profile: Path | None) -> dict[str, Any]:
@@ -124,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
 
     args.cache.mkdir(parents=True, exist_ok=True)
-    source = warehouse_file(args.cache, args.customers, args.seed)
+    source, _ = warehouse_file(args.cache, args.customers, args.seed)
     print(f"building {source} (a copy) …", flush=True)
     result = run_build(source, args.profile)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

@@ -24,7 +24,6 @@ import argparse
 import json
 import platform
 import resource
-import shutil
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -34,8 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmlens.demo import DemoConfig, generate
-from crmlens.ingest import load_demo_export
+from bench_metrics import export_dir, warehouse_file
 from crmlens.models.features import customer_features
 from crmlens.models.rfm import CN8_KEYS, EN11_GRID, RFMModel
 from crmlens.warehouse import Warehouse
@@ -52,39 +50,6 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
         result = fn()
         best = min(best, time.perf_counter() - start)
     return best, result
-
-
-def cached_export(cache: Path, customers: int, seed: int) -> Path:
-    """The demo export, generated beside the cache and renamed when complete."""
-    data = cache / f"c{customers}-s{seed}"
-    if (data / "manifest.json").exists():
-        return data
-    partial = data.with_name(data.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    print(f"generating the {customers:,}-customer demo export (once) …", flush=True)
-    generate(DemoConfig(customers=customers, seed=seed, out_dir=partial))
-    shutil.rmtree(data, ignore_errors=True)
-    partial.rename(data)
-    return data
-
-
-def cached_warehouse(data: Path) -> Path:
-    """A warehouse loaded from ``data``, loaded once and renamed when complete."""
-    path = data.with_name(data.name + ".duckdb")
-    if path.exists():
-        with Warehouse(path):  # read-write once: migrates a file cached by an older crmlens
-            pass
-        return path
-    partial = data.with_name(data.name + ".partial.duckdb")
-    partial.unlink(missing_ok=True)
-    print(f"loading {data.name} into a warehouse (once) …", flush=True)
-    with Warehouse(partial) as wh:
-        report = load_demo_export(wh, data)
-        wh.checkpoint()
-    if not report.balanced:
-        raise RuntimeError("the load did not balance; see crmlens load for the report")
-    partial.rename(path)
-    return path
 
 
 # -- crmlens ----------------------------------------------------------------------------------
@@ -201,8 +166,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "rfm.json")
     args = parser.parse_args()
 
-    data = cached_export(args.cache, args.customers, args.seed)
-    warehouse = cached_warehouse(data)
+    data = export_dir(args.cache, args.customers, args.seed)
+    warehouse, _ = warehouse_file(args.cache, args.customers, args.seed)
     seconds: dict[str, float] = {}
     with Warehouse(warehouse, read_only=True) as wh:
         orders = wh.row_count("orders")
