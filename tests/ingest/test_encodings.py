@@ -105,11 +105,22 @@ def test_an_invalid_byte_deep_in_a_file_names_its_line(tmp_path: Path) -> None:
         ExportReader(tmp_path, tmp_path).read(cc.spec(src.name, encoding="gbk"))
 
 
-def test_utf8_files_are_checked_strictly_though_duckdb_reads_them(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows_before", [0, 30_000])
+def test_utf8_files_are_checked_strictly_though_duckdb_reads_them(
+    tmp_path: Path, rows_before: int
+) -> None:
+    """DuckDB finds the invalid byte as it reads (in the typed read's sample, or after it); the
+    failed load then names the line as a strict decoding finds it, and loads nothing."""
     src = tmp_path / "customers.csv"
-    src.write_bytes(cc.csv_text().encode() + "C9,王".encode() + b"\xff\r\n")
-    with pytest.raises(EncodingError, match=r"row 9: expected utf-8, found bytes"):
-        ExportReader(tmp_path, tmp_path).read(cc.spec(src.name, encoding="utf-8"))
+    head = cc.csv_text().encode()
+    filler = b"".join(f"D{i},name,女,,青岛,普通,是,,\r\n".encode() for i in range(rows_before))
+    src.write_bytes(head + filler + "C9,王".encode() + b"\xff\r\n")
+    line = 9 + rows_before
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        with pytest.raises(LoadError, match=rf"customers\.csv, row {line}: expected utf-8, found"):
+            load_sources(wh, tmp_path, [cc.spec(src.name, encoding="utf-8")])
+        assert wh.row_count("customers") == 0
+        assert wh.row_count("quarantine") == 0
 
 
 def test_a_replacement_character_is_refused_with_its_line(tmp_path: Path) -> None:

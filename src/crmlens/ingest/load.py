@@ -13,6 +13,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -100,6 +101,7 @@ def load_sources(
     load_id = f"{started:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     results: list[SourceResult] = []
     current: SourceSpec | Prepared | None = None
+    reader: ExportReader | None = None
     try:
         with (
             tempfile.TemporaryDirectory(prefix="crmlens-load-") as tmp,
@@ -107,16 +109,20 @@ def load_sources(
         ):
             reader = ExportReader(folder, Path(tmp))
             salt = anon_salt(con)
-            for done, current in enumerate(specs):
-                if progress:
-                    progress(PROGRESS_STEP, done, len(specs))
-                if isinstance(current, Prepared):
-                    rows, mapping = current.rows, current.mapping
-                else:
-                    rows, mapping = reader.read(current), current
-                results.append(
-                    load_source(con, rows, mapping, load_id=load_id, loaded_at=started, salt=salt)
-                )
+            ahead = _ReadAhead(reader, specs)
+            with ahead:
+                for done, current in enumerate(specs):
+                    if progress:
+                        progress(PROGRESS_STEP, done, len(specs))
+                    if isinstance(current, Prepared):
+                        rows, mapping = current.rows, current.mapping
+                    else:
+                        rows, mapping = ahead.rows(done), current
+                    results.append(
+                        load_source(
+                            con, rows, mapping, load_id=load_id, loaded_at=started, salt=salt
+                        )
+                    )
             current = None
             write_load_log(con, load_id, results)
             # ties records carrying only a phone or e-mail to a customer (D4)
@@ -124,10 +130,52 @@ def load_sources(
     # UnicodeDecodeError: DuckDB cuts a long error text at ~10 kB, at times inside a character,
     # and its Python binding then fails to decode the message itself
     except (CrmlensError, duckdb.Error, UnicodeDecodeError) as exc:
+        # an invalid byte in a UTF-8 file: DuckDB found it, a strict decoding names its line
+        why = reader.explain(current) if reader and isinstance(current, SourceSpec) else None
+        if why is not None and isinstance(exc, duckdb.Error | UnicodeDecodeError):
+            raise LoadError(_failure(why, folder, current)) from exc
         raise LoadError(_failure(exc, folder, current)) from exc
     if progress:
         progress(PROGRESS_STEP, len(specs), len(specs))
     return LoadReport(load_id, tuple(results), time.perf_counter() - clock, identity)
+
+
+class _ReadAhead:
+    """Reads the file sources of a load one ahead, on a thread, while DuckDB loads the one before.
+
+    Reading is Python work on one core (transcoding, byte checks) and DuckDB releases the
+    interpreter while it runs, so the two overlap. Sources are read in order, one at a time, by
+    the one worker: the reader is never used by two threads at once. A read's error is raised when
+    its rows are asked for, so a failure still names the source being loaded.
+    """
+
+    def __init__(self, reader: ExportReader, specs: Sequence[SourceSpec | Prepared]) -> None:
+        self.reader = reader
+        self.specs = specs
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmlens-read")
+        self.pending: dict[int, Future[SourceRows]] = {}
+
+    def __enter__(self) -> _ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for future in self.pending.values():
+            future.cancel()
+        self.pool.shutdown(wait=True)
+
+    def _submit(self, index: int) -> None:
+        if index < len(self.specs) and index not in self.pending:
+            spec = self.specs[index]
+            if isinstance(spec, SourceSpec):
+                self.pending[index] = self.pool.submit(self.reader.read, spec)
+
+    def rows(self, index: int) -> SourceRows:
+        """The rows of source ``index`` (a :class:`SourceSpec`); starts reading the next one."""
+        self._submit(index)
+        future = self.pending.pop(index)
+        rows = future.result()
+        self._submit(index + 1)
+        return rows
 
 
 def _failure(exc: Exception, export_dir: Path, spec: SourceSpec | Prepared | None) -> str:

@@ -4,7 +4,9 @@
 How each format is read, memory bounded in every case but Excel:
 
 - **CSV/TSV** with a one-character delimiter and a header line: DuckDB's ``read_csv`` reads the
-  file itself. UTF-8 files (with or without a byte-order mark) are only checked, strictly; other
+  file itself. UTF-8 files (with or without a byte-order mark) are read as they are: DuckDB
+  checks every byte as it reads (a load failing on an invalid byte then decodes the file in Python
+  to name the line, see :meth:`ExportReader.explain`) and a byte search refuses U+FFFD; other
   encodings are transcoded, a chunk at a time, to a UTF-8 copy in the work folder, because DuckDB
   reads only UTF-8 and Latin-1 without downloading an extension.
 - **whitespace-separated** or **header-less** text, **JSON lines**, **Parquet** and **PostgreSQL**:
@@ -32,6 +34,7 @@ from crmlens.errors import EncodingError, SourceError
 from crmlens.ingest.encoding import (
     UTF8,
     canonical_encoding,
+    check_not_garbled,
     detect_encoding,
     resolve,
     transcode,
@@ -201,10 +204,30 @@ class ExportReader:
         dst = self._scratch(Path(spec.path).name or "source", ".arrow")
         return SourceRows(spec.path, headers, arrow=spool(batches, headers, dst, spec.path))
 
+    def explain(self, spec: SourceSpec) -> EncodingError | None:
+        """Why DuckDB could not read ``spec``'s file, when the reason is an invalid byte in a
+        UTF-8 file it read as it is: the error of a strict decoding, naming the line (DuckDB's own
+        message names a line of the records it parsed). None for any other failure."""
+        if spec.format == "postgres" or not duckdb_reads(
+            spec.format, spec.delimiter, spec.header_row
+        ):
+            return None
+        try:
+            path = self.path(spec)
+            encoding = resolve(path, spec.encoding)
+            if encoding in UTF8:
+                validate(path, "utf-8" if encoding == "ascii" else encoding)
+        except EncodingError as exc:
+            return exc
+        except SourceError:
+            return None
+        return None
+
     def _utf8_copy(self, path: Path, encoding: str) -> Path:
-        """``path`` itself if it is valid UTF-8, else a transcoded copy."""
+        """``path`` itself if it is UTF-8 (DuckDB checks its bytes as it reads: see
+        :meth:`explain`), else a transcoded copy."""
         if encoding in UTF8:  # DuckDB skips a byte-order mark itself
-            validate(path, "utf-8" if encoding == "ascii" else encoding)
+            check_not_garbled(path)
             return path
         out = self._scratch(path.stem, path.suffix)
         transcode(path, out, encoding)
