@@ -277,6 +277,11 @@ def churn_drivers(
     """
     s = scored(wh, scope)
     s = s.filter(s.early_warning) if min_risk is None else s.filter(s.churn_risk >= min_risk)
+    # numbers out before grouping: tens of thousands of reason texts become a few hundred
+    s = s.mutate(
+        churn_reasons_zh=s.churn_reasons_zh.re_replace(_NUMBER.pattern, "N"),
+        churn_reasons_en=s.churn_reasons_en.re_replace(_NUMBER.pattern, "N"),
+    )
     combos = wh.execute(
         s.group_by(["churn_reasons_zh", "churn_reasons_en"]).aggregate(customers=s.count())
     )
