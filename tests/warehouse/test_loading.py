@@ -31,7 +31,7 @@ from crmlens.warehouse.loading import (
     run,
 )
 from crmlens.warehouse.loading.plan import CheckPlan
-from crmlens.warehouse.loading.values import READ_TYPES
+from crmlens.warehouse.loading.values import READ_TYPES, read_value_sql
 
 NOW = datetime(2024, 1, 1)
 
@@ -82,6 +82,11 @@ def parsed(kind: str, value: str | None) -> Any:
         ("money", "1,234.50", 1234.5),
         ("money", "-30.00", -30.0),
         ("float", "abc", None),
+        ("float", "NaN", None),  # would make every sum NaN
+        ("money", "inf", None),
+        ("money", "-Infinity", None),
+        ("timestamp", "infinity", None),
+        ("date", "-infinity", None),
         ("bool", "是", True),
         ("bool", "否", False),
         ("bool", "TRUE", True),
@@ -357,14 +362,15 @@ READER_CASES = {
 def test_the_csv_reader_takes_a_subset_of_the_text_parse_with_the_same_values(
     tmp_path: Path, read_type: str
 ) -> None:
-    """What typed reads rest on: every value the reader casts, parse_sql parses to the same."""
+    """What typed reads rest on: every value the reader casts, parse_sql parses to the same
+    (after read_value_sql, which empties NaN and infinities as parse_sql does)."""
     values = READER_CASES[read_type]
     path = tmp_path / "v.csv"
     path.write_text("v\n" + "".join(f'"{v}"\n' for v in values), encoding="utf-8")
     kind = {kind for kind, t in READ_TYPES.items() if t == read_type and kind != "date"}.pop()
     con = duckdb.connect()
     typed = con.execute(
-        f"SELECT v FROM read_csv('{path}', header = true, auto_detect = false, "
+        f"SELECT {read_value_sql(kind, 'v')} FROM read_csv('{path}', header = true, auto_detect = false, "
         f"columns = {{'v': '{read_type}'}}, store_rejects = true)"
     ).fetchall()
     rejected = {line for (line,) in con.execute("SELECT line FROM reject_errors").fetchall()}
@@ -443,6 +449,38 @@ def test_a_row_needing_its_text_after_the_sample_is_read_again_as_text(
     row = wh.raw.execute("SELECT line_no, original_value, row_json FROM quarantine").fetchone()
     assert row is not None and row[:2] == (9, "-30.00")
     assert json.loads(row[2]) == {"id": "R7", "amount": "-30.00", "at": "2021-01-01"}
+
+
+@pytest.mark.parametrize("written", ["NaN", "inf", "-Infinity"])
+def test_non_finite_numbers_are_bad_values_in_typed_reads_too(
+    tmp_path: Path, wh: Warehouse, monkeypatch: pytest.MonkeyPatch, written: str
+) -> None:
+    """The CSV reader takes NaN and infinities as numbers; a NaN amount would make every revenue
+    sum NaN. Past the sample, on a typed read: the row is quarantined with the text as written."""
+    monkeypatch.setattr(run, "SAMPLE_ROWS", 3)
+    text = "id,amount,gross,at\n" + "".join(f"R{i},{i}.50,{i}.50,2021-01-01\n" for i in range(10))
+    text = text.replace("R7,7.50,7.50", f"R7,{written},{written}")
+    rows = csv_rows(tmp_path / "o.csv", text)
+    mapping = TableMapping(
+        table="orders",
+        columns=(
+            ColumnSpec("order_id", "id"),
+            ColumnSpec("amount", "amount"),
+            ColumnSpec("gross_amount", "gross"),
+            ColumnSpec("order_time", "at"),
+        ),
+    )
+    with wh.transaction() as con:
+        assert run.read_types_for(con, CheckPlan(rows, mapping, "s4lt"))["amount"] == "DOUBLE"
+    result = load(wh, rows, mapping)
+    assert (result.rows_read, result.rows_loaded) == (10, 9)
+    assert result.rejected_by_rule == {"bad_number": 1}  # amount is required
+    got = wh.raw.execute(
+        "SELECT line_no, column_name, original_value FROM quarantine ORDER BY column_name"
+    ).fetchall()
+    assert got == [(9, "amount", written)]
+    total = wh.raw.execute("SELECT sum(amount), sum(gross_amount) FROM orders").fetchone()
+    assert total == (sum(i + 0.5 for i in range(10) if i != 7),) * 2
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from crmlens.schema import table
 from crmlens.warehouse.loading.mapping import ColumnSpec, SourceRows, TableMapping
 from crmlens.warehouse.loading.values import (
     BAD_VALUE_RULES,
+    FINITE_KINDS,
     READ_TYPES,
     SQL_TYPES,
     json_object_sql,
@@ -155,8 +156,8 @@ class CheckPlan:
                 self.rejects.append(
                     Check("missing_required", col.source, "rejected", missing, col.source)
                 )
-            if textual or col.source in self.read_types:  # what the reader took, parsed
-                continue
+            if textual or (col.source in self.read_types and kind not in FINITE_KINDS):
+                continue  # what the reader took, parsed (but NaN and infinities do not)
             action = "rejected" if self.mapping.required(col) else "cleared"
             checks = self.rejects if action == "rejected" else self.clears
             checks.append(Check(BAD_VALUE_RULES[kind], col.source, action, bad, col.source))

@@ -33,6 +33,10 @@ SQL_TYPES = {"string": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "money": "
 #: as :func:`parse_sql` does.
 READ_TYPES = {"float": "DOUBLE", "money": "DOUBLE", "bool": "BOOLEAN", "date": "TIMESTAMP",
               "timestamp": "TIMESTAMP"}  # fmt: skip
+#: Kinds whose casts take ``NaN``, ``inf`` or ``infinity``: such a value does not parse (a NaN
+#: amount would make every sum NaN, an order at infinity would sit in no period), so the check
+#: must run on a typed read of them too.
+FINITE_KINDS = ("float", "money", "date", "timestamp")
 
 
 def lit(text: str) -> str:
@@ -66,7 +70,9 @@ def parse_sql(kind: Kind, x: str, salt: str = "") -> str:
         d = f"TRY_CAST({x} AS DOUBLE)"
         return f"CASE WHEN NOT contains({x}, '.') THEN TRY_CAST({x} AS BIGINT) WHEN {d} = trunc({d}) THEN {d}::BIGINT END"
     if kind in ("float", "money"):  # "1,234.50" as exported by spreadsheets, too
-        return f"coalesce(TRY_CAST({x} AS DOUBLE), TRY_CAST(replace({x}, ',', '') AS DOUBLE))"
+        return _finite(
+            f"coalesce(TRY_CAST({x} AS DOUBLE), TRY_CAST(replace({x}, ',', '') AS DOUBLE))"
+        )
     if kind == "bool":  # the cast takes true/t/yes/y/1 and their opposites in any case, not 是/否
         words = f"CASE WHEN {_is_one_of(f'lower({t})', TRUE_WORDS)} THEN true WHEN {_is_one_of(f'lower({t})', FALSE_WORDS)} THEN false END"
         return f"coalesce(TRY_CAST({x} AS BOOLEAN), {words})"
@@ -74,7 +80,9 @@ def parse_sql(kind: Kind, x: str, salt: str = "") -> str:
         "timestamp",
         "date",
     ):  # the cast skips surrounding spaces itself; 4x strptime's speed
-        ts = f"coalesce(TRY_CAST({x} AS TIMESTAMP), try_strptime({t}, [{_words(TIMESTAMP_FORMATS)}]))"
+        ts = _finite(
+            f"coalesce(TRY_CAST({x} AS TIMESTAMP), try_strptime({t}, [{_words(TIMESTAMP_FORMATS)}]))"
+        )
         return ts if kind == "timestamp" else f"CAST({ts} AS DATE)"
     if kind == "phone":  # mainland mobile: 11 digits from 1, after +86/0086 and separators
         digits = rf"regexp_replace({x}, '[\s\-().]', '', 'g')"
@@ -103,8 +111,15 @@ def parse_sql(kind: Kind, x: str, salt: str = "") -> str:
 
 
 def read_value_sql(kind: Kind, x: str) -> str:
-    """SQL turning ``x``, read by the CSV reader as ``READ_TYPES[kind]``, into a ``kind`` value."""
-    return f"CAST({x} AS DATE)" if kind == "date" else x
+    """SQL turning ``x``, read by the CSV reader as ``READ_TYPES[kind]``, into a ``kind`` value:
+    what :func:`parse_sql` gives for the text the reader read."""
+    value = _finite(x) if kind in FINITE_KINDS else x
+    return f"CAST({value} AS DATE)" if kind == "date" else value
+
+
+def _finite(value: str) -> str:
+    """``value`` where it is finite, else NULL (NaN and infinities do not parse)."""
+    return f"CASE WHEN isfinite({value}) THEN {value} END"
 
 
 def json_object_sql(pairs: list[tuple[str, str]]) -> str:
