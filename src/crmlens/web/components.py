@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
 import plotly.graph_objects as go
@@ -17,7 +18,7 @@ from dash import dcc, html
 from crmlens.errors import CrmlensError, InsufficientDataError
 from crmlens.metrics import NotApplicableError
 from crmlens.metrics.metric import Metric
-from crmlens.web.i18n import metric_label, metric_value, text
+from crmlens.web.i18n import day_label, metric_label, metric_value, text
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +77,15 @@ def graph(fig: go.Figure, graph_id: str | dict | None = None, **kwargs: Any) -> 
 
 
 def section(
-    title: str, body: Any, *, subtitle: str | None = None, wide: bool = False, sid: str = ""
+    title: str, body: Any, *, subtitle: Any = None, wide: bool = False, sid: str = ""
 ) -> html.Section:
-    """A titled card; ``wide`` spans the whole grid row."""
+    """A titled card; ``wide`` spans the whole grid row. ``subtitle`` is a text or a component
+    (such as :func:`model_note`)."""
     head = [html.H3(title, className="card-title")]
-    if subtitle:
+    if isinstance(subtitle, str) and subtitle:
         head.append(html.P(subtitle, className="card-subtitle"))
+    elif subtitle is not None and not isinstance(subtitle, str):
+        head.append(subtitle)
     classes = "card wide" if wide else "card"
     extra = {"id": sid} if sid else {}
     parts = list(body) if isinstance(body, list | tuple) else [body]
@@ -93,8 +97,30 @@ def empty(lang: str, key: str = "state.empty") -> html.Div:
     return html.Div(text(key, lang), className="empty-state")
 
 
-def guarded(lang: str, title: str, build: Callable[[], Any], *, wide: bool = False) -> Any:
-    """``section(title, build())``, with the empty state when the data cannot answer.
+def model_note(lang: str, as_of: date | None) -> html.P | None:
+    """The note under the title of a card built from the customer models: they are the latest
+    build's snapshot as of ``as_of``, so the filter bar's date range does not change them (its other
+    filters do). None when there is no build to date (the card then says so itself).
+    """
+    if as_of is None:
+        return None
+    return html.P(
+        text("model.as_of", lang, day=day_label(as_of, lang)),
+        className="card-subtitle model-note",
+        **{"data-as-of": as_of.isoformat()},
+    )
+
+
+def guarded(
+    lang: str,
+    title: str,
+    build: Callable[[], Any],
+    *,
+    wide: bool = False,
+    note: html.P | None = None,
+) -> Any:
+    """``section(title, build())``, with the empty state when the data cannot answer; ``note``
+    (e.g. :func:`model_note`) goes under the title.
 
     A KPI that cannot be filtered as asked (CAC by city) or a model not yet built is an empty state,
     not an error; anything else is logged and shown as an error banner in that card only, so one
@@ -109,7 +135,7 @@ def guarded(lang: str, title: str, build: Callable[[], Any], *, wide: bool = Fal
     except CrmlensError as exc:
         log.exception("dashboard section %r failed", title)
         body = html.Div(str(exc), className="error-banner", role="alert")
-    return section(title, body, wide=wide)
+    return section(title, body, subtitle=note, wide=wide)
 
 
 def arrow(m: Metric, change: float | None) -> tuple[str, str]:

@@ -4,7 +4,12 @@ Labels come from three places, never typed twice:
 
 - ``catalogue.json``: the dashboard's own texts, ``key → [Simplified, English]``;
 - the metric registry, the dimensions and the schema (``label_zh`` / ``label_en``);
-- ``values.json``: English names of well-known stored values (tiers, regions, customer types).
+- ``values.json``: English names of well-known stored values (tiers, regions, customer types);
+- the models: lifecycle stage names from :data:`crmlens.models.lifecycle.STAGES`.
+
+Codes the loader writes (quarantine rules and actions, load statuses) are catalogue entries
+``rule.<code>``, ``rule_action.<code>`` and ``load_status.<code>``; every ``default_<column>`` rule
+shares ``rule.default``. An unknown code is shown as it is.
 
 Traditional Chinese is generated from the Simplified text with a character table (``hant.json``;
 a few words whose character depends on the word, such as 面包 → 麵包, are listed whole).
@@ -13,6 +18,8 @@ a few words whose character depends on the word, such as 面包 → 麵包, are 
 ('總覽', 'Overview')
 >>> metric_label("new_customers", "zh-TW")
 '新增客戶數'
+>>> stage_label("at_risk", "zh-TW"), rule_label("missing_required", "en")
+('流失風險', 'Required value missing')
 >>> number(1234567, "zh-CN"), number(1234567, "en"), number(123456789, "zh-TW")
 ('123.5万', '1,234,567', '1.23億')
 """
@@ -28,6 +35,7 @@ from typing import Literal
 
 from crmlens.metrics import DIMENSIONS, metric
 from crmlens.metrics.metric import Metric
+from crmlens.models.lifecycle import STAGES
 
 Lang = Literal["zh-CN", "zh-TW", "en"]
 LANGS: tuple[Lang, ...] = ("zh-CN", "zh-TW", "en")
@@ -116,6 +124,63 @@ def value_label(raw: object, lang: str) -> str:
     if lang == "en":
         return _values().get(s, s)
     return traditional(s) if lang == "zh-TW" else s
+
+
+def stage_label(code: object, lang: str) -> str:
+    """A lifecycle stage's name from its code (:data:`~crmlens.models.lifecycle.STAGES`); an unknown
+    code as it is, a missing one as a dash.
+
+    >>> stage_label("revenue_growth", "zh-CN"), stage_label("revenue_growth", "en")
+    ('收入增长期', 'Revenue growth')
+    >>> stage_label("dormant", "zh-CN"), stage_label(None, "en")
+    ('dormant', '—')
+    """
+    if code is None or code != code:  # None or NaN from a frame
+        return "—"
+    names = STAGES.get(str(code))
+    return str(code) if names is None else pick(*names, lang)
+
+
+#: Rules named ``default_<column>`` (a missing or bad value replaced by the mapping's default) share
+#: one label: the column is shown next to the rule anyway.
+DEFAULT_RULE_PREFIX = "default_"
+
+
+def _code_key(prefix: str, code: str) -> str | None:
+    key = f"{prefix}.{code}"
+    if key in _catalogue():
+        return key
+    if prefix == "rule" and code.startswith(DEFAULT_RULE_PREFIX):
+        return "rule.default"
+    return None
+
+
+def code_label(prefix: str, code: object, lang: str) -> str:
+    """The catalogue name of code ``code`` under ``prefix`` (``rule``, ``rule_action``,
+    ``load_status``); an unknown code as it is, a missing one as a dash.
+
+    >>> code_label("rule", "default_member_tier", "en"), code_label("rule", "new_rule", "zh-CN")
+    ('Missing or invalid: default filled in', 'new_rule')
+    """
+    if code is None or code != code:
+        return "—"
+    key = _code_key(prefix, str(code))
+    return str(code) if key is None else text(key, lang)
+
+
+def has_code_label(prefix: str, code: str) -> bool:
+    """Whether ``code`` has a catalogue name under ``prefix`` (for tests)."""
+    return _code_key(prefix, code) is not None
+
+
+def rule_label(rule: object, lang: str) -> str:
+    """A quarantine rule's name (``missing_required`` → 必填值缺失)."""
+    return code_label("rule", rule, lang)
+
+
+def action_label(action: object, lang: str) -> str:
+    """A quarantine action's name (``rejected`` → 整行拒收)."""
+    return code_label("rule_action", action, lang)
 
 
 def number(value: float | None, lang: str, decimals: int = 1) -> str:

@@ -16,7 +16,7 @@ from crmlens.models.views import (
     churned_sku_counts,
 )
 from crmlens.web.components import SERIES, empty, graph, guarded, styled, table
-from crmlens.web.i18n import number, period_label, pick, text, value_label
+from crmlens.web.i18n import number, period_label, pick, stage_label, text, value_label
 from crmlens.web.pages import PageContext
 
 #: Rows of the risk list.
@@ -26,11 +26,12 @@ TOP_CATEGORIES = 10
 
 
 def render(ctx: PageContext) -> list[Any]:
+    note = ctx.model_note()  # every card here is the latest build's snapshot
     return [
-        guarded(ctx.lang, ctx.t("churn.list"), lambda: _risk_list(ctx), wide=True),
-        guarded(ctx.lang, ctx.t("churn.drivers"), lambda: _drivers(ctx)),
-        guarded(ctx.lang, ctx.t("churn.purchased"), lambda: _purchased(ctx)),
-        guarded(ctx.lang, ctx.t("churn.skus"), lambda: _skus(ctx), wide=True),
+        guarded(ctx.lang, ctx.t("churn.list"), lambda: _risk_list(ctx), wide=True, note=note),
+        guarded(ctx.lang, ctx.t("churn.drivers"), lambda: _drivers(ctx), note=note),
+        guarded(ctx.lang, ctx.t("churn.purchased"), lambda: _purchased(ctx), note=note),
+        guarded(ctx.lang, ctx.t("churn.skus"), lambda: _skus(ctx), wide=True, note=note),
     ]
 
 
@@ -51,6 +52,7 @@ def _risk_list(ctx: PageContext) -> Any:
             value_label(r["member_tier"], ctx.lang),
             value_label(r["city"], ctx.lang),
             pick(r["rfm_segment_cn"] or "—", r["rfm_segment_en"] or "—", ctx.lang),
+            stage_label(r["lifecycle_stage"], ctx.lang),
             f"{r['churn_risk']:.0%}",
             pick(r["churn_reasons_zh"] or "—", r["churn_reasons_en"] or "—", ctx.lang),
         )
@@ -60,12 +62,12 @@ def _risk_list(ctx: PageContext) -> Any:
         text(k, ctx.lang)
         for k in (
             "col.customer", "col.contact", "col.tier", "col.city",
-            "col.segment", "col.risk", "col.reasons",
+            "col.segment", "field.lifecycle", "col.risk", "col.reasons",
         )
     ]  # fmt: skip
     return [
         html.P(ctx.t("churn.count", n=number(count, ctx.lang), shown=len(rows)), className="muted"),
-        table(columns, rows, numeric=(5,)),
+        table(columns, rows, numeric=(6,)),
     ]
 
 

@@ -15,9 +15,9 @@ from dash import dcc, html
 from crmlens.errors import ConfigError
 from crmlens.metrics import Scope
 from crmlens.models.views import customer_360, search_customers
-from crmlens.web.components import empty, guarded, section, table
+from crmlens.web.components import empty, guarded, model_note, section, table
 from crmlens.web.data import Data
-from crmlens.web.i18n import day_label, dim_label, number, pick, text, value_label
+from crmlens.web.i18n import day_label, dim_label, number, pick, stage_label, text, value_label
 from crmlens.web.pages import PageContext
 
 #: Rows of each history table on the page.
@@ -116,7 +116,7 @@ def _record(ctx: PageContext, customer_id: str) -> list[Any]:
             pick(s.get("rfm_segment_cn") or "—", s.get("rfm_segment_en") or "—", lang),
         ),
         (text("field.rfm", lang), s.get("rfm_code") or "—"),
-        (text("field.lifecycle", lang), s.get("lifecycle_stage") or "—"),
+        (text("field.lifecycle", lang), stage_label(s.get("lifecycle_stage"), lang)),
         (text("field.recency", lang), number(s.get("recency_days"), lang)),
         (text("field.clv", lang), "—" if s.get("clv_12m") is None else f"¥{s['clv_12m']:,.0f}"),
         (
@@ -152,7 +152,12 @@ def _record(ctx: PageContext, customer_id: str) -> list[Any]:
             _facts(profile),
             sid="c360-profile",
         ),
-        section(text("c360.scores", lang), _facts(scores), sid="c360-scores"),
+        section(
+            text("c360.scores", lang),
+            _facts(scores),
+            subtitle=model_note(lang, s.get("as_of")),
+            sid="c360-scores",
+        ),
         section(
             text("c360.orders", lang),
             [

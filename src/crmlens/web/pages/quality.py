@@ -11,7 +11,15 @@ from crmlens.metrics.quality import duplicate_keys, loads, quality_report, quara
 from crmlens.models.views import latest_build
 from crmlens.web.components import empty, guarded, table
 from crmlens.web.data import Data
-from crmlens.web.i18n import day_label, number, pick, text
+from crmlens.web.i18n import (
+    action_label,
+    code_label,
+    day_label,
+    number,
+    pick,
+    rule_label,
+    text,
+)
 from crmlens.web.pages import PageContext
 
 
@@ -116,7 +124,7 @@ def _loads(ctx: PageContext) -> Any:
             number(r["rows_loaded"], ctx.lang),
             number(r["rows_quarantined"], ctx.lang),
             number(r["rows_merged"], ctx.lang),
-            r["status"],
+            code_label("load_status", r["status"], ctx.lang),
             text("yes" if r["balanced"] else "no", ctx.lang),
         )
         for r in frame.to_dict(orient="records")
@@ -144,9 +152,9 @@ def _quarantine(ctx: PageContext) -> Any:
     rows = [
         (
             pick(r["label_zh"], r["label_en"], ctx.lang),
-            r["column_name"],
-            r["rule"],
-            r["action"],
+            r["column_name"] or "—",
+            _coded(rule_label(r["rule"], ctx.lang), r["rule"]),
+            html.Span(action_label(r["action"], ctx.lang), title=r["action"] or ""),
             number(r["records"], ctx.lang),
         )
         for r in frame.to_dict(orient="records")
@@ -156,3 +164,11 @@ def _quarantine(ctx: PageContext) -> Any:
         for k in ("col.table", "col.column", "col.rule", "col.action_taken", "col.records")
     ]
     return table(columns, rows, numeric=(4,))
+
+
+def _coded(label: str, code: str | None) -> Any:
+    """A code's name with the code itself in small text and as the tooltip: the manager reads the
+    name, the analyst can still find the rule by the code the loader and ``crmlens`` report."""
+    if not code or label == code:
+        return label
+    return html.Span([label, html.Br(), html.Small(code, className="muted code")], title=code)

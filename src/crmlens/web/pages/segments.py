@@ -14,11 +14,12 @@ from crmlens.web.pages import PageContext
 
 
 def render(ctx: PageContext) -> list[Any]:
+    note = ctx.model_note()  # every card here is the latest build's snapshot
     return [
-        guarded(ctx.lang, ctx.t("seg.rfm_grid"), lambda: _grid(ctx)),
-        guarded(ctx.lang, ctx.t("seg.clusters"), lambda: _clusters(ctx)),
-        guarded(ctx.lang, ctx.t("seg.table"), lambda: _segments(ctx), wide=True),
-        guarded(ctx.lang, ctx.t("seg.personas"), lambda: _personas(ctx), wide=True),
+        guarded(ctx.lang, ctx.t("seg.rfm_grid"), lambda: _grid(ctx), note=note),
+        guarded(ctx.lang, ctx.t("seg.clusters"), lambda: _clusters(ctx), note=note),
+        guarded(ctx.lang, ctx.t("seg.table"), lambda: _segments(ctx), wide=True, note=note),
+        guarded(ctx.lang, ctx.t("seg.personas"), lambda: _personas(ctx), wide=True, note=note),
     ]
 
 

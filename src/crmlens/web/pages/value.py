@@ -15,17 +15,22 @@ from crmlens.web.pages.charts import dim_bars, shown_values
 
 
 def render(ctx: PageContext) -> list[Any]:
+    note = ctx.model_note()  # the CLV cards are the latest build's; CAC follows the date range
     return [
-        guarded(ctx.lang, ctx.t("value.clv_dist"), lambda: _distribution(ctx), wide=True),
+        guarded(
+            ctx.lang, ctx.t("value.clv_dist"), lambda: _distribution(ctx), wide=True, note=note
+        ),
         guarded(
             ctx.lang,
             ctx.t("value.clv_by", dim=text("col.segment", ctx.lang)),
             lambda: _clv_by(ctx, "segment_cn8"),
+            note=note,
         ),
         guarded(
             ctx.lang,
             ctx.t("value.clv_by", dim=dim_label("channel", ctx.lang)),
             lambda: _clv_by(ctx, "channel"),
+            note=note,
         ),
         guarded(ctx.lang, ctx.t("value.cac"), lambda: _by_channel(ctx, "cac")),
         guarded(ctx.lang, ctx.t("value.ltv_cac"), lambda: _by_channel(ctx, "ltv_cac")),
