@@ -7,13 +7,17 @@ through :meth:`Warehouse.transaction`, so a load either commits whole or leaves 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import ibis
 import pandas as pd
+import pyarrow as pa
+from ibis.expr.types import Expr
 
 from crmlens.errors import ConfigError, SchemaError, WarehouseError
 from crmlens.schema import SCHEMA_VERSION, Table
@@ -51,6 +55,10 @@ class Warehouse(IbisWarehouse):
         except duckdb.Error as exc:
             raise WarehouseError(f"{self.path}: cannot open the warehouse: {exc}") from exc
         super().__init__(backend, owns_backend=True)
+        # a read-only warehouse reads on one cursor per thread (see execute)
+        self._readers = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
         if not read_only:
             migrate(self.raw)
         else:
@@ -69,6 +77,46 @@ class Warehouse(IbisWarehouse):
     def raw(self) -> duckdb.DuckDBPyConnection:
         """The DuckDB connection, for the loaders' bulk SQL (never for metrics or models)."""
         return self._ibis.con
+
+    def close(self) -> None:
+        """Close the connection and the readers' cursors."""
+        with self._cursors_lock:
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
+        super().close()
+
+    # -- reading ----------------------------------------------------------------------------
+    def execute(self, expr: Expr) -> pd.DataFrame | pd.Series | Any:
+        """Run an Ibis expression and return pandas (a DataFrame, Series or scalar).
+
+        Opened read-only (``crmlens serve``), each thread reads on a cursor of its own, so the
+        queries of several requests run side by side: one user's slow view does not hold up
+        another's, nor the health check. A read-write warehouse reads on its one connection, in
+        turn, so reads see the writes of a transaction in progress.
+        """
+        if not self.read_only:
+            return super().execute(expr)
+        return self._reader().execute(expr)
+
+    def to_arrow(self, expr: Expr) -> pa.Table:
+        """Run an Ibis table expression and return Arrow (on this thread's cursor, as
+        :meth:`execute`)."""
+        if not self.read_only:
+            return super().to_arrow(expr)
+        return self._reader().to_pyarrow(expr)
+
+    def _reader(self) -> Any:
+        """This thread's Ibis backend over a cursor of the read-only connection (a cursor is a
+        connection of its own to the same database: DuckDB runs them concurrently)."""
+        backend = getattr(self._readers, "backend", None)
+        if backend is None:
+            with self._cursors_lock:
+                cursor = self.raw.cursor()
+                self._cursors.append(cursor)
+            backend = ibis.duckdb.from_connection(cursor)
+            self._readers.backend = backend
+        return backend
 
     # -- writing ----------------------------------------------------------------------------
     @contextmanager

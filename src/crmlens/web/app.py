@@ -10,12 +10,19 @@ State lives in the URL (:mod:`crmlens.web.state`): one callback keeps the filter
 string in step (a circular callback, so both directions are one callback), cross-filter clicks
 rewrite the query string, and the page callback renders the page of the path for the view of the
 query string.
+
+Every callback runs on a worker thread (:func:`off_loop`): Dash's FastAPI backend calls a plain
+callback on the event loop itself, where one view being computed would hold up every other
+request to the server, cached pages and the REST API included, until it is done.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import fastapi
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
@@ -31,6 +38,22 @@ from crmlens.web.pages import PAGES, PageContext, render_page
 from crmlens.web.pages.customer import search_results
 from crmlens.web.pages.quality import TABLES_ID, tables_card
 from crmlens.web.state import FILTER_DIMS, View
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def off_loop(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """``fn`` as an async callback that runs it on a worker thread, so the event loop keeps
+    answering other requests meanwhile (the thread gets a copy of the context: Dash's
+    ``callback_context`` works in it)."""
+
+    @functools.wraps(fn)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    return run
+
 
 #: The month pickers and the grain; the filter dimensions follow (``f-region`` …).
 _SINGLE = ("region", "city", "store")
@@ -212,6 +235,7 @@ def _register(app: Dash, data: Data) -> None:
         *(Input(c, "value") for c in _CONTROLS),
         Input("f-reset", "n_clicks"),
     )
+    @off_loop
     def sync(search: str | None, *values: Any) -> tuple[Any, ...]:
         """URL → filter bar on load and navigation; filter bar → URL on a change.
 
@@ -238,6 +262,7 @@ def _register(app: Dash, data: Data) -> None:
         State("url", "search"),
         prevent_initial_call=True,
     )
+    @off_loop
     def cross_filter(clicks: list[Any], search: str | None) -> Any:
         """A click on a bar or a map region filters by its value (and so drills down)."""
         trigger = ctx.triggered_id
@@ -257,6 +282,7 @@ def _register(app: Dash, data: Data) -> None:
         Input("url", "pathname"),
         Input("url", "search"),
     )
+    @off_loop
     def page(pathname: str | None, search: str | None) -> Any:
         return render_cached(data, pathname, search)
 
@@ -267,11 +293,13 @@ def _register(app: Dash, data: Data) -> None:
         State("url", "search"),
         prevent_initial_call=True,
     )
+    @off_loop
     def customer_search(_clicks: int, query: str | None, search: str | None) -> Any:
         view = View.parse(search)
         return search_results(data, data.scope_of(view), query or "", view.lang, search or "")
 
     @app.callback(Output(TABLES_ID, "children"), Input(TABLES_ID, "id"), State("url", "search"))
+    @off_loop
     def quality_tables(_id: str, search: str | None) -> Any:
         """The data-quality page's table figures with duplicate keys, once the page is shown."""
         return tables_card(data, View.parse(search).lang)
@@ -290,6 +318,7 @@ def _register(app: Dash, data: Data) -> None:
     ]
 
     @app.callback(*chrome_outputs, Input("url", "pathname"), Input("url", "search"))
+    @off_loop
     def chrome(pathname: str | None, search: str | None) -> tuple[Any, ...]:
         """Every label of the frame in the view's language, and the filter options in scope."""
         view = View.parse(search)
