@@ -41,6 +41,7 @@ def test_dry_run_shows_mapping_profile_and_preview_without_loading(tmp_path: Pat
         assert header in out
     assert "set rules.date_order" in out  # 5/3/2021 could be either order
     assert "Column profile" in out and "Row accounting" in out
+    assert "rows/s" in out and "total" in out  # throughput per source and for the load
     assert "Dry run: nothing was loaded." in out
     assert not wh.exists()
 

@@ -79,7 +79,18 @@ def print_load_report(report: Any) -> None:
     table = Table(
         title="Row accounting (read = loaded + quarantined + merged)", title_justify="left"
     )
-    for name in ("source", "table", "read", "loaded", "quarantined", "merged", "cleared", "s"):
+    columns = (
+        "source",
+        "table",
+        "read",
+        "loaded",
+        "quarantined",
+        "merged",
+        "cleared",
+        "s",
+        "rows/s",
+    )
+    for name in columns:
         table.add_column(name, justify="left" if name in ("source", "table") else "right")
     for s in report.sources:
         table.add_row(
@@ -91,7 +102,21 @@ def print_load_report(report: Any) -> None:
             f"{s.rows_merged:,}",
             f"{s.values_cleared + s.values_inferred:,}",
             f"{s.seconds:.1f}",
+            _rate(s.rows_read, s.seconds),
         )
+    read = sum(s.rows_read for s in report.sources)
+    table.add_row(
+        "total",
+        "",
+        f"{read:,}",
+        f"{sum(s.rows_loaded for s in report.sources):,}",
+        f"{sum(s.rows_quarantined for s in report.sources):,}",
+        f"{sum(s.rows_merged for s in report.sources):,}",
+        f"{sum(s.values_cleared + s.values_inferred for s in report.sources):,}",
+        f"{report.seconds:.1f}",
+        _rate(read, report.seconds),
+        style="bold",
+    )
     console.print(table)
     for s in report.sources:
         rules = {**s.rejected_by_rule, **{f"{k} (value)": v for k, v in s.cleared_by_rule.items()}}
@@ -104,6 +129,15 @@ def print_load_report(report: Any) -> None:
         from crmlens.ingest.identity import format_counts
 
         console.print(format_counts(report.identity), highlight=False)
+
+
+def _rate(rows: int, seconds: float) -> str:
+    """Rows per second, or blank when too quick to measure.
+
+    >>> _rate(27_000_000, 42.0), _rate(10, 0.0)
+    ('642,857', '')
+    """
+    return f"{rows / seconds:,.0f}" if seconds > 0 else ""
 
 
 def _print_dry_run(result: Any) -> None:
