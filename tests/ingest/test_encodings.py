@@ -150,3 +150,21 @@ def test_lines_stream_across_chunk_boundaries(tmp_path: Path) -> None:
     src = tmp_path / "in.txt"
     src.write_bytes("甲 乙\r\n丙\r\n\r\n丁".encode("big5"))
     assert list(iter_lines(src, "big5")) == [(1, "甲 乙"), (2, "丙"), (3, ""), (4, "丁")]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
+def test_mixed_line_ends_fail_naming_the_first_line_that_differs(
+    tmp_path: Path, encoding: str
+) -> None:
+    """DuckDB's parser rejects CRLF and LF in one file without naming a line; the load says
+    which line first ends otherwise, and loads nothing."""
+    src = tmp_path / "customers.csv"
+    text = cc.csv_text()  # CRLF throughout, with a quoted value spanning two lines
+    lines = text.split("\r\n")
+    # the record of C006 (physical line 8: C003's value spans lines 4-5) ends in LF
+    mixed = "\r\n".join(lines[:7]) + "\n" + "\r\n".join(lines[7:])
+    src.write_bytes(mixed.encode(encoding))
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        with pytest.raises(LoadError, match=r"customers\.csv, row 8: lines end in both CRLF"):
+            load_sources(wh, tmp_path, [cc.spec(src.name, encoding=encoding)])
+        assert wh.row_count("customers") == 0

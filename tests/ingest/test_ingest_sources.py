@@ -142,6 +142,7 @@ def test_ingest_resolves_identities_as_load_does(tmp_path: Path) -> None:
         "mapping_file",
         "postgres",
         "prepare",
+        "readers",
         "sniff",
         "spec",
     ],

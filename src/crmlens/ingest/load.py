@@ -130,8 +130,8 @@ def load_sources(
     # UnicodeDecodeError: DuckDB cuts a long error text at ~10 kB, at times inside a character,
     # and its Python binding then fails to decode the message itself
     except (CrmlensError, duckdb.Error, UnicodeDecodeError) as exc:
-        # an invalid byte in a UTF-8 file: DuckDB found it, a strict decoding names its line
-        why = reader.explain(current) if reader and isinstance(current, SourceSpec) else None
+        # DuckDB's message may not name the line (an invalid UTF-8 byte, mixed line ends)
+        why = reader.explain(current, exc) if reader and isinstance(current, SourceSpec) else None
         if why is not None and isinstance(exc, duckdb.Error | UnicodeDecodeError):
             raise LoadError(_failure(why, folder, current)) from exc
         raise LoadError(_failure(exc, folder, current)) from exc

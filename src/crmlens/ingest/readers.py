@@ -204,10 +204,11 @@ class ExportReader:
         dst = self._scratch(Path(spec.path).name or "source", ".arrow")
         return SourceRows(spec.path, headers, arrow=spool(batches, headers, dst, spec.path))
 
-    def explain(self, spec: SourceSpec) -> EncodingError | None:
-        """Why DuckDB could not read ``spec``'s file, when the reason is an invalid byte in a
-        UTF-8 file it read as it is: the error of a strict decoding, naming the line (DuckDB's own
-        message names a line of the records it parsed). None for any other failure."""
+    def explain(self, spec: SourceSpec, error: BaseException) -> SourceError | None:
+        """Why DuckDB could not read ``spec``'s file, when DuckDB's own message (``error``) does not
+        say it well: an invalid byte in a UTF-8 file it read as it is (the error of a strict
+        decoding, naming the line; DuckDB names a line of the records it parsed), or lines ending
+        in both CRLF and LF, which its parser rejects without naming a line. None otherwise."""
         if spec.format == "postgres" or not duckdb_reads(
             spec.format, spec.delimiter, spec.header_row
         ):
@@ -221,6 +222,16 @@ class ExportReader:
             return exc
         except SourceError:
             return None
+        if "invalid state" in str(error):
+            line = first_other_line_end(path)
+            if line is not None:
+                return SourceError(
+                    "lines end in both CRLF and LF (this is the first line ending otherwise than "
+                    "line 1), which DuckDB's CSV parser cannot read; re-save the file with one "
+                    "kind of line ends",
+                    path=path,
+                    row=line,
+                )
         return None
 
     def _utf8_copy(self, path: Path, encoding: str) -> Path:
@@ -232,6 +243,36 @@ class ExportReader:
         out = self._scratch(path.stem, path.suffix)
         transcode(path, out, encoding)
         return out
+
+
+def first_other_line_end(path: Path, *, chunk_size: int = 1 << 24) -> int | None:
+    """The first line (from 1) ending otherwise than line 1 does (CRLF vs LF), or None. Line
+    breaks inside a quoted value do not end a record and are not compared.
+
+    Read in chunks, line by line in Python: only for explaining a failed read.
+
+    >>> import tempfile; p = Path(tempfile.mkdtemp()) / "m.csv"
+    >>> _ = p.write_bytes(b'a,b\\r\\n1,"x\\ny"\\r\\n2,y\\n3,z\\r\\n')
+    >>> first_other_line_end(p)
+    4
+    """
+    first: bool | None = None
+    line, before, quoted = 1, b"", False
+    with path.open("rb") as fh:
+        while chunk := fh.read(chunk_size):
+            start = 0
+            while (i := chunk.find(b"\n", start)) >= 0:
+                quoted ^= chunk.count(b'"', start, i) % 2 == 1
+                if not quoted:
+                    crlf = (chunk[i - 1 : i] if i else before) == b"\r"
+                    if first is None:
+                        first = crlf
+                    elif crlf != first:
+                        return line
+                line, start = line + 1, i + 1
+            quoted ^= chunk.count(b'"', start) % 2 == 1
+            before = chunk[-1:]
+    return None
 
 
 def duckdb_reads(format: str, delimiter: str, header_row: int) -> bool:
