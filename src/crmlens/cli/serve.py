@@ -45,7 +45,9 @@ def run_server(warehouse: Path | None, host: str, port: int, console: Any) -> No
         f"Dashboard: [bold]http://{host}:{port}/[/]   API: http://{host}:{port}/api/docs   "
         "(Ctrl-C to stop)"
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # ws="none": the dashboard uses no WebSockets (its callbacks are plain HTTP requests), and
+    # uvicorn would otherwise warn at every start that no WebSocket library is installed
+    uvicorn.run(app, host=host, port=port, log_level="warning", ws="none")
 
 
 def serve(
