@@ -133,3 +133,24 @@ def test_quarantine_exports_to_excel(loaded, tmp_path: Path) -> None:
     assert len(grid) == 1 + 28
     code, out = invoke("quarantine", "-w", str(warehouse), "--export", str(tmp_path / "q.txt"))
     assert code != 0
+
+
+def test_a_ragged_line_is_masked_whole_in_a_table_with_personal_data() -> None:
+    """A ragged line is kept as raw text; which part is a phone cannot be told, so all of it
+    is masked unless the table holds no personal data."""
+    from crmlens.cli.quarantine_cmd import mask_pii
+
+    line = "C9,王秀英,13800000002,青岛,extra"
+    records = pd.DataFrame(
+        {
+            "table_name": ["customers", "products"],
+            "column_name": ["会员卡号", "sku"],
+            "rule": ["malformed_line", "malformed_line"],
+            "original_value": [line, "S1,饮料,extra"],
+            "row_json": [json.dumps({"line": line}), json.dumps({"line": "S1,饮料,extra"})],
+        }
+    )
+    masked = mask_pii(records)
+    assert "13800000002" not in masked["original_value"][0]
+    assert "13800000002" not in masked["row_json"][0] and "王秀英" not in masked["row_json"][0]
+    assert masked["original_value"][1] == "S1,饮料,extra"  # products hold no personal data

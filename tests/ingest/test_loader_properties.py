@@ -430,7 +430,10 @@ def snapshot(wh: Warehouse) -> dict[str, list[str]]:
 
 
 CSV_SPECS = [s for s in SPECS if s.format == "csv"]
-FAULTS = ("too_many_fields", "too_few_fields", "unterminated_quote", "renamed_header", "bad_byte")
+#: Faults that fail the whole load (a ragged line does not: see the test after the next).
+FAULTS = ("unterminated_quote", "renamed_header", "bad_byte")
+#: Lines with more or fewer fields than the header: quarantined, the rest of the file loads.
+RAGGED = ("too_many_fields", "too_few_fields")
 
 
 def _break(path: Path, spec: SourceSpec, fault: str, eol: str) -> None:
@@ -478,6 +481,30 @@ def test_a_file_level_fault_fails_the_load_and_leaves_the_warehouse_as_it_was(
         assert isinstance(failure.value, LoadError), failure.value
         assert broken.path in str(failure.value), str(failure.value)
         assert snapshot(wh) == before
+
+
+@settings(BASE_SETTINGS, max_examples=8)
+@given(export=exports(), broken=st.sampled_from(CSV_SPECS), fault=st.sampled_from(RAGGED))
+def test_a_ragged_line_is_quarantined_and_the_rest_of_the_file_loads(
+    tmp_path: Path, export: Export, broken: SourceSpec, fault: str
+) -> None:
+    with fresh_warehouse(tmp_path) as (wh, folder):
+        write_export(export, folder)
+        clean = load_sources(wh, folder, SPECS).source(broken.path)
+    with fresh_warehouse(tmp_path) as (wh, folder):
+        write_export(export, folder)
+        _break(folder / broken.path, broken, fault, export.layouts[broken.path].eol)
+        report = load_sources(wh, folder, SPECS)
+        assert report.balanced
+        got = report.source(broken.path)
+        assert got.rows_read == clean.rows_read + 1
+        assert got.rows_loaded == clean.rows_loaded
+        assert got.rejected_by_rule.get("malformed_line") == 1
+        records = wh.raw.execute(
+            "SELECT line_no, original_value FROM quarantine WHERE rule = 'malformed_line'"
+        ).fetchall()
+        assert [line for line, _ in records] == [2]  # _break puts it right after the header
+        assert records[0][1].startswith("x,x")
 
 
 def test_a_missing_file_and_an_unreadable_workbook_fail_the_load_cleanly(tmp_path: Path) -> None:

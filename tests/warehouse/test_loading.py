@@ -564,3 +564,127 @@ def test_a_second_source_into_a_table_replaces_exactly_the_keys_it_shares(
     assert {k for k, tier in got.items() if tier == "白金"} == set(second)
     assert len(got) == 4 + len(second) - len(replaced)
     assert wh.raw.execute("SELECT count(*) FROM customers").fetchone() == (len(got),)
+
+
+# -- ragged lines: more or fewer fields than the header ----------------------------------------
+def quarantined(wh: Warehouse) -> list[tuple[Any, ...]]:
+    return wh.raw.execute(
+        "SELECT line_no, column_name, rule, action, original_value, row_json FROM quarantine "
+        "ORDER BY line_no"
+    ).fetchall()
+
+
+@pytest.mark.parametrize(
+    "ragged", ["L1,won,2021-03-02 10:00:00,late", "L1,won"], ids=["too-many", "too-few"]
+)
+def test_a_ragged_line_is_quarantined_and_the_rest_loads(
+    tmp_path: Path, wh: Warehouse, ragged: str
+) -> None:
+    wh.raw.execute("INSERT INTO leads (lead_id) SELECT 'L' || i FROM range(4) t(i)")
+    text = "lead_id,stage,entered_at\nL0,won,2021-03-01 10:00:00\n" + ragged + "\n"
+    rows = csv_rows(tmp_path / "h.csv", text + "L2,won,2021-03-03 10:00:00\nL3,lost,x\n")
+    result = load(wh, rows, HISTORY)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (4, 3, 1)
+    assert result.rejected_by_rule == {"malformed_line": 1} and result.balanced
+    assert result.cleared_by_rule == {"bad_timestamp": 1}
+    assert quarantined(wh) == [
+        (3, "lead_id", "malformed_line", "rejected", ragged, '{"line":"' + ragged + '"}'),
+        (5, "entered_at", "bad_timestamp", "cleared", "x",
+         json.dumps({"lead_id": "L3", "stage": "lost", "entered_at": "x"}, separators=(",", ":"))),
+    ]  # fmt: skip
+    got = wh.raw.execute("SELECT lead_id FROM lead_stage_history ORDER BY 1").fetchall()
+    assert got == [("L0",), ("L2",), ("L3",)]
+
+
+RAGGED = {
+    6: "L6,won,2021-03-07 10:00:00,extra",  # right after the first two-line value (row 5)
+    7: "L7",  # two ragged lines in a row
+    8: 'L8,"won\nlate",2021-03-09 10:00:00,x,y',  # a ragged record spanning two lines
+    150: "L150,won,2021-03-01 10:00:00,x",
+    299: "L299,won",  # the last line
+}
+
+
+@pytest.mark.parametrize(
+    ("sample", "odd"),
+    [
+        (3, {}),  # a typed read: the ragged lines lie beyond its sample
+        (3, {250: "L250,won,#N/A"}),  # a typed read rejects a value: read again as text
+        (20_000, {1: "L1,won,#N/A"}),  # the sample has an issue: read as text at once
+    ],
+    ids=["typed-read", "typed-then-text", "text-read"],
+)
+def test_lines_after_ragged_lines_keep_their_numbers(
+    tmp_path: Path, wh: Warehouse, monkeypatch: pytest.MonkeyPatch, sample: int, odd: dict[int, str]
+) -> None:
+    """Every quarantine record names its physical line: the ragged records themselves, and the rows
+    of unknown leads before and after them, across values spanning two lines."""
+    monkeypatch.setattr(run, "SAMPLE_ROWS", sample)
+    wh.raw.execute("INSERT INTO leads (lead_id) SELECT 'L' || i FROM range(0, 300, 2) t(i)")
+    rows = history_rows(tmp_path, 300, RAGGED | odd)
+    result = load(wh, rows, HISTORY)
+    unknown = {i for i in range(1, 300, 2) if i not in RAGGED}
+    assert (result.rows_read, result.rows_quarantined) == (300, len(RAGGED) + len(unknown))
+    assert result.rejected_by_rule == {"malformed_line": len(RAGGED), "unknown_lead": len(unknown)}
+    assert result.rows_loaded == 300 - len(RAGGED) - len(unknown) and result.balanced
+    lines = source_lines(rows)
+    records = quarantined(wh)
+    for line_no, _, rule, _, original, row_json in records:
+        if rule == "malformed_line":  # the record as written, from its line on
+            assert "\n".join(lines[line_no - 1 :]).startswith(original), (line_no, original)
+            assert json.loads(row_json) == {"line": original}
+        elif rule == "unknown_lead":  # a lead's ID is on its record's first line, and only there
+            assert lines[line_no - 1].split(",")[0] == original, (line_no, original)
+    ragged = [r[4] for r in records if r[2] == "malformed_line"]
+    assert ragged == list(RAGGED.values())
+    leads = {int(r[4][1:]) for r in records if r[2] == "unknown_lead"}
+    assert leads == unknown
+
+
+def test_an_unpivoted_csv_with_a_ragged_line_keeps_line_numbers(
+    tmp_path: Path, wh: Warehouse
+) -> None:
+    text = 'id,环境,价格,note\nR1,5,4,"two\nlines"\nR9,1\nR2,,3,\n,4,4,\nR4,x,5,\n'
+    rows = csv_rows(tmp_path / "s.csv", text)
+    mapping = TableMapping(
+        table="survey_scores",
+        columns=(
+            ColumnSpec("response_id", "id"),
+            ColumnSpec("dimension", "d"),
+            ColumnSpec("score", "v"),
+        ),
+        unpivot=Unpivot(("环境", "价格"), name="d", value="v"),
+    )
+    result = load(wh, rows, mapping)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (8, 5, 3)
+    assert result.rejected_by_rule == {"malformed_line": 1, "missing_required": 2}
+    got = wh.raw.execute("SELECT line_no, rule, action FROM quarantine ORDER BY 1, 2").fetchall()
+    assert got == [
+        (4, "malformed_line", "rejected"),
+        *[(6, "missing_required", "rejected")] * 2,
+        (7, "bad_number", "cleared"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad", "found"),
+    [
+        (b"L5,w\xffn,2021-03-06 10:00:00", "INVALID ENCODING"),
+        (b'L5,"w"n,2021-03-06 10:00:00', "UNQUOTED VALUE"),
+        (b'L5,"w"n,2021-03-06 10:00:00,x', "UNQUOTED VALUE"),  # ragged, and a bad quote too
+        (b"L5,w\xffn,2021-03-06 10:00:00,x", "INVALID ENCODING"),  # ragged, and a bad byte too
+    ],
+    ids=["bad-byte", "bad-quote", "ragged-bad-quote", "ragged-bad-byte"],
+)
+def test_other_read_errors_still_fail_the_load(
+    tmp_path: Path, wh: Warehouse, monkeypatch: pytest.MonkeyPatch, bad: bytes, found: str
+) -> None:
+    """A ragged line before it or not, an error other than a column count is not quarantined: the
+    load fails, naming the record's line, and writes nothing."""
+    monkeypatch.setattr(run, "SAMPLE_ROWS", 3)
+    rows = history_rows(tmp_path, 9, {2: "L2,won,2021-03-03 10:00:00,x"})
+    assert rows.csv_path is not None
+    rows.csv_path.write_bytes(rows.csv_path.read_bytes() + bad + b"\nL6,won,2021-03-07 10:00:00\n")
+    with pytest.raises(duckdb.InvalidInputException, match=rf"Line: 12: {found}"):
+        load(wh, rows, HISTORY)
+    assert wh.row_count("lead_stage_history") == 0 and wh.row_count("quarantine") == 0

@@ -18,6 +18,7 @@ from rich.table import Table
 from crmlens.cli.options import WarehouseOption
 from crmlens.cli.progress import make_console
 from crmlens.errors import ConfigError
+from crmlens.warehouse.loading.ragged import RULE as MALFORMED_LINE
 
 #: Export formats by file suffix.
 EXPORT_SUFFIXES = (".csv", ".xlsx")
@@ -80,12 +81,23 @@ def mask_pii(records: pd.DataFrame) -> pd.DataFrame:
     out = records.copy()
     if out.empty:
         return out
-    is_pii = [(t, c) in pii for t, c in zip(out["table_name"], out["column_name"], strict=True)]
+    # a ragged line is kept as the raw text of the whole line: which part is a name or a phone
+    # cannot be told, so the line is masked whole in a table holding personal data
+    personal = {t for t, _ in pii}
+    whole = [
+        rule == MALFORMED_LINE and t in personal
+        for t, rule in zip(out["table_name"], out["rule"], strict=True)
+    ]
+    is_pii = [
+        (t, c) in pii or w
+        for t, c, w in zip(out["table_name"], out["column_name"], whole, strict=True)
+    ]
     out["original_value"] = [
         mask(v) if hit else v for v, hit in zip(out["original_value"], is_pii, strict=True)
     ]
     out["row_json"] = [
-        _mask_row(t, raw, pii) for t, raw in zip(out["table_name"], out["row_json"], strict=True)
+        _mask_row(t, raw, pii, whole=w)
+        for t, raw, w in zip(out["table_name"], out["row_json"], whole, strict=True)
     ]
     return out
 
@@ -117,7 +129,7 @@ def _pii_headers() -> set[tuple[str, str]]:
     return out
 
 
-def _mask_row(table: str, raw: Any, pii: set[tuple[str, str]]) -> Any:
+def _mask_row(table: str, raw: Any, pii: set[tuple[str, str]], *, whole: bool = False) -> Any:
     if not isinstance(raw, str) or not raw:
         return raw
     try:
@@ -127,7 +139,8 @@ def _mask_row(table: str, raw: Any, pii: set[tuple[str, str]]) -> Any:
     if not isinstance(row, dict):
         return raw
     return json.dumps(
-        {k: mask(v) if (table, k) in pii else v for k, v in row.items()}, ensure_ascii=False
+        {k: mask(v) if whole or (table, k) in pii else v for k, v in row.items()},
+        ensure_ascii=False,
     )
 
 

@@ -13,8 +13,8 @@ A source is loaded in three steps, all inside the caller's transaction:
    records written and the counts returned, so that rows read = loaded + quarantined + merged.
 
 Modules: :mod:`.mapping` (the vocabulary ``crmlens.ingest`` declares its sources with),
-:mod:`.values` (parsing values), :mod:`.plan` (the SQL generated from a mapping), :mod:`.run`
-(executing it).
+:mod:`.values` (parsing values), :mod:`.plan` (the SQL generated from a mapping), :mod:`.ragged`
+(lines with more or fewer fields than the header: quarantined), :mod:`.run` (executing it).
 """
 
 from crmlens.warehouse.loading.mapping import (

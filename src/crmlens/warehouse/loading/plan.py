@@ -20,6 +20,11 @@ rewrite it on commit).
 A CSV source may be read *typed*: the CSV reader parses the columns in ``read_types`` itself (see
 :mod:`.values`). Such a plan has no text of those columns, hence no ``__raw``; :mod:`.run` uses it
 only when the reader rejected no value and no row needs its text in the quarantine.
+
+A record the CSV reader cannot read is skipped and kept out of the check file: a ragged record
+(more or fewer fields than the header) is quarantined, any other reader error fails the load
+(:mod:`.ragged`). ``skipped`` counts the ragged records; the line numbers of the rows after them
+add the lines they took.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 
 from crmlens.errors import ConfigError
 from crmlens.schema import table
+from crmlens.warehouse.loading import ragged
 from crmlens.warehouse.loading.mapping import ColumnSpec, SourceRows, TableMapping
 from crmlens.warehouse.loading.values import (
     BAD_VALUE_RULES,
@@ -45,8 +51,8 @@ from crmlens.warehouse.migrations import quote
 OVERRIDES = "__crmlens_overrides"  # (pos, code): merged rows and rows failing a reference
 SRC = "__crmlens_src"  # an Arrow source, registered as a view
 STAGE = "__crmlens_stage"  # a CSV copied first, when unpivoting needs explicit line numbers
-REJECTS = "__crmlens_rejects"  # values a typed read could not cast (temporary, made by read_csv)
-REJECT_SCANS = "__crmlens_reject_scans"  # the scans of a typed read (temporary, made by read_csv)
+REJECTS = "__crmlens_rejects"  # what a read could not read or cast (temporary, made by read_csv)
+REJECT_SCANS = "__crmlens_reject_scans"  # the scans of a read (temporary, made by read_csv)
 MERGED = 0
 
 
@@ -79,7 +85,9 @@ class CheckPlan:
 
     ``read_types`` maps the source headers that the CSV reader parses itself to the type it reads
     them as (see :meth:`read_candidates`); every other column is read as text and parsed in SQL.
-    ``check_file`` is the Parquet file the check table is written to (:meth:`create_sql`).
+    ``check_file`` is the Parquet file the check table is written to (:meth:`create_sql`), and
+    ``skipped_file`` the records the read skipped (:mod:`.ragged`); ``skipped`` is how many of
+    them are ragged, set by :mod:`.run` once it has read them.
     """
 
     def __init__(
@@ -93,6 +101,8 @@ class CheckPlan:
         self.rows, self.mapping, self.tbl = rows, mapping, table(mapping.table)
         self.read_types = dict(read_types or {})
         self.check_file = check_file
+        self.skipped_file = check_file.removesuffix(".parquet") + "-skipped.parquet"
+        self.skipped = 0
         headers = list(rows.headers)
         if mapping.unpivot:
             u = mapping.unpivot
@@ -202,16 +212,16 @@ class CheckPlan:
     def read_csv(self, limit: int | None = None) -> str:
         """``read_csv`` of the source, no sniffing: VARCHAR except the ``read_types`` columns.
 
-        A typed read stores the values it cannot cast in ``REJECTS`` instead of failing; so does
-        any other error (a malformed line, a bad byte), which the caller re-reads as text to fail.
+        A full read stores what it cannot read (a ragged line, a bad byte) or cast in ``REJECTS``
+        and skips it instead of failing (see :mod:`.ragged`); a sample (``limit``) skips it.
         """
         rows, types = self.rows, self.read_types
         cols = ", ".join(f"{lit(h)}: {lit(types.get(h, 'VARCHAR'))}" for h in rows.headers)
         rejects = (
             f", store_rejects = true, rejects_table = {lit(REJECTS)}, "
             f"rejects_scan = {lit(REJECT_SCANS)}"
-            if types
-            else ""
+            if limit is None
+            else ", ignore_errors = true"
         )
         sql = (
             f"read_csv({lit(str(rows.csv_path))}, header = true, skip = {rows.header_line - 1}, "
@@ -226,10 +236,11 @@ class CheckPlan:
         elif self.mapping.unpivot is not None:  # staged first: unpivoting would lose the order
             wraps = _line_breaks([quote(h) for h in self.rows.headers])
             before = f"sum({wraps}) OVER (ORDER BY rowid ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-            line = (
-                f"rowid - min(rowid) OVER () + {self.rows.header_line + 1} + coalesce({before}, 0)"
-            )
-            rel = f"(SELECT *, {line} AS __line FROM {STAGE})"
+            at = f"(SELECT *, rowid - min(rowid) OVER () AS __p, coalesce({before}, 0) AS __w FROM {STAGE})"
+            line = f"__p + {self.rows.header_line + 1} + __w"
+            if self.skipped:
+                line += f" + {ragged.shift_sql('__p', self.skipped_rel)}"
+            rel = f"(SELECT * EXCLUDE (__p, __w), {line} AS __line FROM {at})"
         else:
             rel = self.read_csv()
         if self.mapping.unpivot:
@@ -237,6 +248,23 @@ class CheckPlan:
             cols = ", ".join(quote(c) for c in u.columns)
             rel = f"(UNPIVOT {rel} ON {cols} INTO NAME {quote(u.name)} VALUE {quote(u.value)})"
         return rel
+
+    @property
+    def skipped_rel(self) -> str:
+        """The records the read skipped (``skipped_file``, see :mod:`.ragged`)."""
+        return f"read_parquet({lit(self.skipped_file)})"
+
+    def wraps_sql(self) -> str | None:
+        """The rows holding line breaks, as (``pos``, ``nl``), once the check file (or the stage
+        of an unpivoted CSV) is written; None when no row can hold one."""
+        if self.mapping.unpivot is not None:
+            breaks = _line_breaks([quote(h) for h in self.rows.headers])
+            pos = f"SELECT rowid - min(rowid) OVER () AS pos, {breaks} AS nl FROM {STAGE}"
+            return f"SELECT * FROM ({pos}) WHERE nl > 0"
+        if not self.counts_wraps:
+            return None
+        read = f"read_parquet({lit(self.check_file)}, file_row_number = true)"
+        return f"SELECT file_row_number AS pos, __nl AS nl FROM {read} WHERE __nl > 0"
 
     def check_sql(self) -> str:
         """The parsed and checked rows, in source order (one scan), as stored: without ``__pos``
@@ -481,10 +509,13 @@ class CheckPlan:
         )
 
     def _line_sql(self) -> str:
-        """The source line of check-table row ``c``: header line + position + wrapped lines before."""
+        """The source line of check-table row ``c``: header line + position + wrapped lines before
+        + lines of the skipped records before."""
         if self.has_line:
             return "c.__line"
         line = f"c.__pos + {self.rows.header_line + 1}"
+        if self.skipped:  # the ragged records before it, left out of the check table
+            line += f" + {ragged.shift_sql('c.__pos', self.skipped_rel)}"
         if not self.counts_wraps:
             return line
         wraps = f"(SELECT sum(n.__nl) FROM {self.chk} n WHERE n.__nl > 0 AND n.__pos < c.__pos)"

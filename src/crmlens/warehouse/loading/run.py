@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from crmlens.errors import ConfigError
+from crmlens.warehouse.loading import ragged
 from crmlens.warehouse.loading.mapping import SourceResult, SourceRows, TableMapping
 from crmlens.warehouse.loading.plan import (
     OVERRIDES,
@@ -140,8 +141,13 @@ def _load(
         if _may_replace(con, plan):
             con.execute(delete)
         con.execute(insert, [load_id, loaded_at])
-        if counts[2] or counts[4]:  # rows rejected, or kept with a value cleared or flagged
-            con.execute(plan.quarantine_sql(), [load_id, mapping.table, rows.label])
+        source = [load_id, mapping.table, rows.label]
+        if counts[2] > plan.skipped or counts[4]:  # rows rejected, or kept with a value changed
+            con.execute(plan.quarantine_sql(), source)
+        if plan.skipped:
+            key = plan.tbl.primary_key[0]
+            column = plan.header_of.get(key, key)
+            con.execute(ragged.quarantine_sql(plan.skipped_rel, column), source)
         result = _account(con, plan, counts, rows.label, load_id)
         con.execute(f"DROP TABLE {OVERRIDES}")
     finally:
@@ -183,8 +189,9 @@ def _check(
 
     A CSV file is first read typed where a sample allows it (see :func:`read_types_for`): parsing a
     timestamp while reading is far cheaper than reading its text and casting it. The typed result
-    is kept only if it is what reading as text gives: no value was rejected by the reader, and no
-    row needs its text in the quarantine. Otherwise the file is read again as text.
+    is kept only if it is what reading as text gives: the reader rejected no value (ragged records
+    aside, see :mod:`.ragged`), and no row needs its text in the quarantine. Otherwise the file is
+    read again as text.
     """
 
     def plan(read_types: dict[str, str] | None = None) -> CheckPlan:
@@ -196,18 +203,41 @@ def _check(
     if read_types:
         typed = plan(read_types)
         _scan(con, scan, typed)
-        rejected = _scalar(scan, f"SELECT count(*) FROM {REJECTS}")
-        scan.execute(f"DROP TABLE {REJECTS}")
-        scan.execute(f"DROP TABLE {REJECT_SCANS}")
-        if not rejected:
+        if not _skip(scan, typed):  # else a value did not cast, or the read failed
             counts = _settle(con, typed)
             if not counts[-1]:
                 return typed, counts
     if rows.arrow is None and mapping.unpivot is not None:
+        # the stage is what is read: its skipped records are known before the scan
         scan.execute(f"CREATE TEMP TABLE {STAGE} AS SELECT * FROM {text.read_csv()}")
+        _skip(scan, text, fail=True)
     _scan(con, scan, text)
+    if rows.arrow is None and mapping.unpivot is None:
+        _skip(scan, text, fail=True)
     scan.execute(f"DROP TABLE IF EXISTS {STAGE}")
     return text, _settle(con, text)
+
+
+def _skip(scan: duckdb.DuckDBPyConnection, plan: CheckPlan, fail: bool = False) -> int:
+    """Take the records ``plan``'s read skipped out of its rejects table: set ``plan.skipped`` to
+    the ragged ones (written to its ``skipped_file``) and return how many others there are.
+
+    With ``fail``, raise DuckDB's error for the first record the reader could not read that is
+    not ragged (as reading without rejects would have).
+    """
+    others = 0
+    if _scalar(scan, f"SELECT count(*) FROM {REJECTS}"):
+        skipped = ragged.skipped_sql(REJECTS, plan.rows.header_line, plan.wraps_sql())
+        scan.execute(f"COPY ({skipped}) TO {lit(plan.skipped_file)} (FORMAT parquet)")
+        summary = scan.execute(ragged.summary_sql(plan.skipped_rel)).fetchone()
+        assert summary is not None  # an aggregate always returns a row
+        plan.skipped, others, first = summary
+        if fail and others:
+            # the Python binding's class of DuckDB's CSV errors: the caller names the file
+            raise duckdb.InvalidInputException(f"CSV Error on Line: {first}")
+    scan.execute(f"DROP TABLE {REJECTS}")
+    scan.execute(f"DROP TABLE {REJECT_SCANS}")
+    return others
 
 
 def _settle(con: duckdb.DuckDBPyConnection, plan: CheckPlan) -> tuple[int, ...]:
@@ -222,7 +252,9 @@ def _settle(con: duckdb.DuckDBPyConnection, plan: CheckPlan) -> tuple[int, ...]:
         con.execute(references)
     counts = con.execute(plan.counts_sql()).fetchone()
     assert counts is not None  # an aggregate always returns a row
-    return tuple(int(n) for n in counts)
+    read, loaded, rejected, *rest = (int(n) for n in counts)
+    # the ragged records are read and rejected, but not in the check table
+    return (read + plan.skipped, loaded, rejected + plan.skipped, *rest)
 
 
 def _scan(con: duckdb.DuckDBPyConnection, scan: duckdb.DuckDBPyConnection, plan: CheckPlan) -> None:
