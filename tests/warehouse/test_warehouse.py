@@ -128,3 +128,31 @@ def test_read_only_open_of_an_older_version_says_how_to_upgrade(tmp_path: Path) 
         Warehouse(path, read_only=True)
     with Warehouse(path) as wh:  # a read-write open migrates it
         assert wh.schema_version() == SCHEMA_VERSION
+
+
+def test_a_warehouse_held_by_another_process_is_named_with_its_pid(tmp_path: Path) -> None:
+    """A running `crmlens serve` holds the file; a load then says so, and which process."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from crmlens.warehouse import Warehouse; "
+            f"wh = Warehouse({str(path)!r}, read_only=True); print('open', flush=True); "
+            "sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(WarehouseError, match=rf"in use by another process \(PID {holder.pid},"):
+            Warehouse(path)
+    finally:
+        holder.communicate("", timeout=60)
+    Warehouse(path).close()  # free again once it has gone

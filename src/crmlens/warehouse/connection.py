@@ -7,6 +7,7 @@ through :meth:`Warehouse.transaction`, so a load either commits whole or leaves 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +28,29 @@ from crmlens.warehouse.migrations import migrate, quote, stored_version
 
 #: Where the warehouse lives unless told otherwise (``--warehouse`` or ``CRMLENS_WAREHOUSE``).
 DEFAULT_PATH = Path("crmlens.duckdb")
+
+
+def _open_failure(exc: duckdb.Error, read_only: bool) -> str:
+    """Why the file could not be opened, in our words when another process holds it.
+
+    >>> _open_failure(duckdb.IOException('Could not set lock on file "w.duckdb": Conflicting '
+    ...     'lock is held in /usr/bin/python3 (PID 4242). However, you would …'), False)
+    'the warehouse is in use by another process (PID 4242, e.g. a running `crmlens serve`); stop it to load or build, then start it again'
+    """
+    text = str(exc)
+    if "Could not set lock" not in text:
+        return f"cannot open the warehouse: {text}"
+    pid = re.search(r"\(PID (\d+)\)", text)
+    holder = f"PID {pid[1]}" if pid else "its PID unknown"
+    if read_only:  # only a writer (a load or build in progress) keeps a reader out
+        return (
+            f"the warehouse is being written by another process ({holder}: a load or build); "
+            "try again when it is done"
+        )
+    return (
+        f"the warehouse is in use by another process ({holder}, e.g. a running `crmlens serve`); "
+        "stop it to load or build, then start it again"
+    )
 
 
 def default_path() -> Path:
@@ -53,7 +77,7 @@ class Warehouse(IbisWarehouse):
         try:
             backend = ibis.duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
-            raise WarehouseError(f"{self.path}: cannot open the warehouse: {exc}") from exc
+            raise WarehouseError(f"{self.path}: {_open_failure(exc, read_only)}") from exc
         super().__init__(backend, owns_backend=True)
         # a read-only warehouse reads on one cursor per thread (see execute)
         self._readers = threading.local()
