@@ -51,3 +51,32 @@ def test_ragged_lines_are_quarantined_and_everything_adds_up(tmp_path: Path, enc
         with pytest.raises(LoadError, match=r"customers\.csv, row 10: expected utf-8"):
             load_sources(wh, tmp_path, [cc.spec(src.name, encoding="utf-8")])
         assert wh.row_count("quarantine") == 4
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "big5"])
+def test_blank_lines_around_ragged_and_bad_rows_keep_line_numbers(
+    tmp_path: Path, encoding: str
+) -> None:
+    """Blank lines (CRLF) are skipped, neither read nor quarantined; every record after them
+    names its physical line."""
+    header, c1, c2, c3, c4, no_id, c6, _ = cc.csv_text().split("\r\n")
+    # lines: 1 header, 2 blank, 3 C001, 4 C002, 5-6 C003 (a bare LF inside), 7-8 blank,
+    # 9 TOO_FEW, 10 C004 (a bad date), 11 TOO_MANY, 12 blank, 13 no ID, 14 C006, 15 blank
+    records = [header, "", c1, c2, c3, "", "", TOO_FEW, c4, TOO_MANY, "", no_id, c6, "", ""]
+    src = tmp_path / "customers.csv"
+    src.write_bytes("\r\n".join(records).encode(encoding))
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        report = load_sources(wh, tmp_path, [cc.spec(src.name, encoding="auto")])
+        (result,) = report.sources
+        assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (8, 5, 3)
+        assert report.balanced
+        assert cc.contents(wh) == cc.EXPECTED
+        got = wh.raw.execute(
+            "SELECT line_no, column_name, rule, action, original_value FROM quarantine ORDER BY 1"
+        ).fetchall()
+        assert got == [
+            (9, "客戶編號", "malformed_line", "rejected", TOO_FEW),
+            (10, "出生日期", "bad_date", "cleared", "1985-13-45"),
+            (11, "客戶編號", "malformed_line", "rejected", TOO_MANY),
+            (13, "客戶編號", "missing_required", "rejected", None),
+        ]

@@ -688,3 +688,166 @@ def test_other_read_errors_still_fail_the_load(
     with pytest.raises(duckdb.InvalidInputException, match=rf"Line: 12: {found}"):
         load(wh, rows, HISTORY)
     assert wh.row_count("lead_stage_history") == 0 and wh.row_count("quarantine") == 0
+
+
+# -- blank lines: skipped by the CSV reader, yet they take a line -------------------------------
+BLANK = {
+    0: "\nL0,won,2021-03-01 10:00:00",  # a blank line right after the header
+    9: "\n\n\nL9,won,2021-03-10 10:00:00",  # three blank lines before an unknown lead
+    15: "L15,won,2021-03-16 10:00:00\n",  # a blank line right after one
+    20: 'L20,"won\n\nlate",2021-03-21 10:00:00',  # a blank line inside a value: part of it
+    21: "\nL21,won,2021-03-22 10:00:00",  # and one right after that value
+    299: "L299,won,2021-03-20 10:00:00\n\n",  # blank lines after the last row
+}
+READS = pytest.mark.parametrize(
+    ("sample", "odd"),
+    [
+        (3, {}),  # a typed read: nothing rejected while reading, only references
+        (3, {250: "L250,won,#N/A"}),  # a typed read rejects a value: read again as text
+        (20_000, {2: "L2,won,#N/A"}),  # the sample has an issue: read as text at once
+    ],
+    ids=["typed-read", "typed-then-text", "text-read"],
+)
+
+
+def assert_lines_exact(wh: Warehouse, rows: SourceRows) -> list[tuple[Any, ...]]:
+    """Every quarantine record names the physical line its value is written on."""
+    lines = [line.removesuffix("\r") for line in source_lines(rows)]
+    records = quarantined(wh)
+    for line_no, _, rule, _, original, _ in records:
+        if rule == "malformed_line":  # the record as written, from its line on
+            assert "\n".join(lines[line_no - 1 :]).startswith(original), (line_no, original)
+        elif rule == "unknown_lead":  # a lead's ID is on its record's first line, and only there
+            assert lines[line_no - 1].split(",")[0] == original, (line_no, original)
+        else:
+            assert original in lines[line_no - 1].split(","), (line_no, rule, original)
+    return records
+
+
+@READS
+@pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
+def test_lines_after_blank_lines_keep_their_numbers(
+    tmp_path: Path,
+    wh: Warehouse,
+    monkeypatch: pytest.MonkeyPatch,
+    sample: int,
+    odd: dict[int, str],
+    crlf: bool,
+) -> None:
+    """The reader skips blank lines (no row, nothing read or quarantined), but every quarantine
+    record after one still names its physical line; a blank line inside a value stays in it."""
+    monkeypatch.setattr(run, "SAMPLE_ROWS", sample)
+    wh.raw.execute("INSERT INTO leads (lead_id) SELECT 'L' || i FROM range(0, 300, 2) t(i)")
+    rows = history_rows(tmp_path, 300, BLANK | odd)
+    assert rows.csv_path is not None
+    if crlf:  # every line end, the ones inside values too
+        rows.csv_path.write_bytes(rows.csv_path.read_bytes().replace(b"\n", b"\r\n"))
+    result = load(wh, rows, HISTORY)
+    unknown = set(range(1, 300, 2))
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (300, 150, 150)
+    assert result.rejected_by_rule == {"unknown_lead": 150} and result.balanced
+    records = assert_lines_exact(wh, rows)
+    assert {int(r[4][1:]) for r in records if r[2] == "unknown_lead"} == unknown
+    assert len(records) == 150 + (odd != {})  # and the bad value, cleared
+    stage = wh.raw.execute("SELECT stage FROM lead_stage_history WHERE lead_id = 'L20'").fetchone()
+    assert stage == ("won\r\n\r\nlate" if crlf else "won\n\nlate",)
+
+
+@READS
+def test_blank_and_ragged_lines_together_keep_line_numbers(
+    tmp_path: Path, wh: Warehouse, monkeypatch: pytest.MonkeyPatch, sample: int, odd: dict[int, str]
+) -> None:
+    """DuckDB numbers the ragged records it rejects counting the blank lines before them: their
+    lines, and the rows after both, stay exact."""
+    monkeypatch.setattr(run, "SAMPLE_ROWS", sample)
+    wh.raw.execute("INSERT INTO leads (lead_id) SELECT 'L' || i FROM range(0, 300, 2) t(i)")
+    both = {
+        **BLANK,
+        **RAGGED,
+        7: "\nL7",  # a ragged line right after a blank line
+        8: 'L8,"won\n\nlate",2021-03-09 10:00:00,x\n',  # ragged, a blank line inside and after
+        151: "\n\nL151,won\n",  # ragged between blank lines
+    }
+    rows = history_rows(tmp_path, 300, both | odd)
+    result = load(wh, rows, HISTORY)
+    ragged = {6, 7, 8, 150, 151, 299}
+    unknown = {i for i in range(1, 300, 2) if i not in ragged}
+    assert (result.rows_read, result.rows_quarantined) == (300, len(ragged) + len(unknown))
+    assert result.rejected_by_rule == {"malformed_line": len(ragged), "unknown_lead": len(unknown)}
+    assert result.balanced
+    records = assert_lines_exact(wh, rows)
+    written = [r[4] for r in records if r[2] == "malformed_line"]
+    assert written == [both[i].strip("\n") for i in sorted(ragged)]
+    assert {int(r[4][1:]) for r in records if r[2] == "unknown_lead"} == unknown
+
+
+def test_a_blank_line_inside_a_quoted_value_is_no_blank_line(tmp_path: Path, wh: Warehouse) -> None:
+    wh.raw.execute("INSERT INTO leads (lead_id) VALUES ('L0'), ('L1')")
+    text = (
+        'lead_id,stage,entered_at\nL0,"won\n\n\nlate",2021-03-01 10:00:00\n'
+        "L1,lost,x\n\nL2,won,2021-03-03 10:00:00\n"
+    )
+    rows = csv_rows(tmp_path / "h.csv", text)
+    result = load(wh, rows, HISTORY)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 2, 1)
+    got = wh.raw.execute("SELECT line_no, rule, original_value FROM quarantine ORDER BY 1")
+    assert got.fetchall() == [(6, "bad_timestamp", "x"), (8, "unknown_lead", "L2")]
+    stage = wh.raw.execute("SELECT stage FROM lead_stage_history WHERE lead_id = 'L0'").fetchone()
+    assert stage == ("won\n\n\nlate",)
+
+
+def test_an_unpivoted_csv_with_blank_lines_keeps_line_numbers(
+    tmp_path: Path, wh: Warehouse
+) -> None:
+    text = 'id,环境,价格,note\n\nR1,5,4,"two\n\nlines"\n\nR9,1\nR2,,3,\n\n\n,4,4,\nR4,x,5,\n\n'
+    rows = csv_rows(tmp_path / "s.csv", text)
+    mapping = TableMapping(
+        table="survey_scores",
+        columns=(
+            ColumnSpec("response_id", "id"),
+            ColumnSpec("dimension", "d"),
+            ColumnSpec("score", "v"),
+        ),
+        unpivot=Unpivot(("环境", "价格"), name="d", value="v"),
+    )
+    result = load(wh, rows, mapping)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (8, 5, 3)
+    got = wh.raw.execute("SELECT line_no, rule, action FROM quarantine ORDER BY 1, 2").fetchall()
+    assert got == [
+        (7, "malformed_line", "rejected"),
+        *[(11, "missing_required", "rejected")] * 2,
+        (12, "bad_number", "cleared"),
+    ]
+
+
+def test_blank_lines_in_a_large_parallel_read_keep_line_numbers(
+    tmp_path: Path, wh: Warehouse
+) -> None:
+    """DuckDB's line numbers of rejected records count blank lines in every thread's part."""
+    lines, expected, line = ["experiment_id,unit_type,unit_id,variant"], [], 2
+    for i in range(120_000):
+        if i % 7_919 == 3:
+            lines.append("")
+            line += 1
+        if i % 20_011 == 17:
+            lines.append(f"X1,store,R{i}")  # ragged
+            expected.append((line, f"X1,store,R{i}"))
+            line += 1
+        variant = '"A\n\nB"' if i % 997 == 0 else "A"
+        if i % 101 == 0:
+            expected.append((line, f"U{i}"))
+        lines.append(f"X1,store,U{i},{variant}")
+        line += 1 + variant.count("\n")
+    rows = csv_rows(tmp_path / "units.csv", "\n".join(lines) + "\n")
+    mapping = TableMapping(
+        table="experiment_units",
+        columns=tuple(ColumnSpec(h, h) for h in rows.headers),
+        rules=(RowRule("test", "unit_id", "substr(unit_id, 2)::INT % 101 = 0"),),
+    )
+    wh.raw.execute("SET threads = 4")
+    result = load(wh, rows, mapping)
+    assert result.rows_quarantined == len(expected) and result.balanced
+    got = wh.raw.execute(
+        "SELECT line_no, original_value FROM quarantine ORDER BY line_no"
+    ).fetchall()
+    assert got == expected

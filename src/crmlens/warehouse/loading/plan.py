@@ -24,7 +24,8 @@ only when the reader rejected no value and no row needs its text in the quaranti
 A record the CSV reader cannot read is skipped and kept out of the check file: a ragged record
 (more or fewer fields than the header) is quarantined, any other reader error fails the load
 (:mod:`.ragged`). ``skipped`` counts the ragged records; the line numbers of the rows after them
-add the lines they took.
+add the lines they took, as they add the blank lines the reader skips (``blank_lines``, see
+:mod:`.lines`).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ class CheckPlan:
     them as (see :meth:`read_candidates`); every other column is read as text and parsed in SQL.
     ``check_file`` is the Parquet file the check table is written to (:meth:`create_sql`), and
     ``skipped_file`` the records the read skipped (:mod:`.ragged`); ``skipped`` is how many of
-    them are ragged, set by :mod:`.run` once it has read them.
+    them are ragged, set by :mod:`.run` once it has read them, and ``blank_lines`` how many blank
+    lines it skipped (written to ``skipped_file`` too; None until :mod:`.run` looks for them).
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class CheckPlan:
         self.check_file = check_file
         self.skipped_file = check_file.removesuffix(".parquet") + "-skipped.parquet"
         self.skipped = 0
+        self.blank_lines: int | None = None
         headers = list(rows.headers)
         if mapping.unpivot:
             u = mapping.unpivot
@@ -237,10 +240,11 @@ class CheckPlan:
             wraps = _line_breaks([quote(h) for h in self.rows.headers])
             before = f"sum({wraps}) OVER (ORDER BY rowid ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
             at = f"(SELECT *, rowid - min(rowid) OVER () AS __p, coalesce({before}, 0) AS __w FROM {STAGE})"
-            line = f"__p + {self.rows.header_line + 1} + __w"
-            if self.skipped:
-                line += f" + {ragged.shift_sql('__p', self.skipped_rel)}"
-            rel = f"(SELECT * EXCLUDE (__p, __w), {line} AS __line FROM {at})"
+            line, shift = f"a.__p + {self.rows.header_line + 1} + a.__w", ""
+            if self.shifted:
+                line += f" + {ragged.SHIFT}"
+                shift = ragged.shift_sql("a.__p", self.skipped_rel)
+            rel = f"(SELECT a.* EXCLUDE (__p, __w), {line} AS __line FROM {at} a {shift})"
         else:
             rel = self.read_csv()
         if self.mapping.unpivot:
@@ -248,6 +252,11 @@ class CheckPlan:
             cols = ", ".join(quote(c) for c in u.columns)
             rel = f"(UNPIVOT {rel} ON {cols} INTO NAME {quote(u.name)} VALUE {quote(u.value)})"
         return rel
+
+    @property
+    def shifted(self) -> bool:
+        """Whether the read skipped lines (ragged records, blank lines): ``skipped_file`` has them."""
+        return bool(self.skipped or self.blank_lines)
 
     @property
     def skipped_rel(self) -> str:
@@ -503,20 +512,27 @@ class CheckPlan:
             "INSERT INTO quarantine (load_id, table_name, source, line_no, column_name, rule, action, "
             f"original_value, row_json) SELECT ?, ?, ?, {self._line_sql()}, q.col, q.rule, q.action, "
             f"{original}, coalesce(c.__raw, {parsed_row})::VARCHAR "
-            f"FROM {self.rows_sql} c JOIN (VALUES {', '.join(meta)}) q(code, bit, rule, col, action, path) "
+            f"FROM {self.rows_sql} c {self._shift_join()} "
+            f"JOIN (VALUES {', '.join(meta)}) q(code, bit, rule, col, action, path) "
             "ON c.__status = q.code OR (c.__status IS NULL AND (c.__flags >> q.bit) & 1 = 1) "
             "WHERE c.__status > 0 OR (c.__status IS NULL AND c.__flags <> 0)"
         )
 
     def _line_sql(self) -> str:
         """The source line of check-table row ``c``: header line + position + wrapped lines before
-        + lines of the skipped records before."""
+        + lines of the skipped records and blank lines before."""
         if self.has_line:
             return "c.__line"
         line = f"c.__pos + {self.rows.header_line + 1}"
-        if self.skipped:  # the ragged records before it, left out of the check table
-            line += f" + {ragged.shift_sql('c.__pos', self.skipped_rel)}"
+        if self.shifted:  # the ragged records and blank lines before it, not in the check table
+            line += f" + {ragged.SHIFT}"  # joined by _shift_join
         if not self.counts_wraps:
             return line
         wraps = f"(SELECT sum(n.__nl) FROM {self.chk} n WHERE n.__nl > 0 AND n.__pos < c.__pos)"
         return f"{line} + coalesce({wraps}, 0)"
+
+    def _shift_join(self) -> str:
+        """The join :meth:`_line_sql` needs for the lines skipped before row ``c``, if any."""
+        if self.has_line or not self.shifted:
+            return ""
+        return ragged.shift_sql("c.__pos", self.skipped_rel)

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from crmlens.errors import ConfigError
-from crmlens.warehouse.loading import ragged
+from crmlens.warehouse.loading import lines, ragged
 from crmlens.warehouse.loading.mapping import SourceResult, SourceRows, TableMapping
 from crmlens.warehouse.loading.plan import (
     OVERRIDES,
@@ -34,6 +34,9 @@ SAMPLE_ROWS = 20_000
 #: RAM): DuckDB spills to disk beyond it. The rows a load writes stay in its memory until the
 #: load commits (a transaction keeps them), so without a cap a large load's memory grows with it.
 LOAD_MEMORY_LIMIT_MIB = 1024
+#: The runs of blank lines of a CSV file (:func:`.lines.blank_runs`), registered while the skipped
+#: lines are written.
+BLANKS = "__crmlens_blanks"
 
 
 def anon_salt(con: duckdb.DuckDBPyConnection) -> str:
@@ -143,6 +146,9 @@ def _load(
         con.execute(insert, [load_id, loaded_at])
         source = [load_id, mapping.table, rows.label]
         if counts[2] > plan.skipped or counts[4]:  # rows rejected, or kept with a value changed
+            if plan.blank_lines is None and not plan.has_line:
+                # line numbers matter now: the blank lines before a row shift its line
+                _write_skipped(scan, plan, None)
             con.execute(plan.quarantine_sql(), source)
         if plan.skipped:
             key = plan.tbl.primary_key[0]
@@ -210,7 +216,7 @@ def _check(
     if rows.arrow is None and mapping.unpivot is not None:
         # the stage is what is read: its skipped records are known before the scan
         scan.execute(f"CREATE TEMP TABLE {STAGE} AS SELECT * FROM {text.read_csv()}")
-        _skip(scan, text, fail=True)
+        _skip(scan, text, fail=True, blank_lines=True)  # the scan gives each row its line
     _scan(con, scan, text)
     if rows.arrow is None and mapping.unpivot is None:
         _skip(scan, text, fail=True)
@@ -218,17 +224,23 @@ def _check(
     return text, _settle(con, text)
 
 
-def _skip(scan: duckdb.DuckDBPyConnection, plan: CheckPlan, fail: bool = False) -> int:
+def _skip(
+    scan: duckdb.DuckDBPyConnection, plan: CheckPlan, fail: bool = False, blank_lines: bool = False
+) -> int:
     """Take the records ``plan``'s read skipped out of its rejects table: set ``plan.skipped`` to
     the ragged ones (written to its ``skipped_file``) and return how many others there are.
 
-    With ``fail``, raise DuckDB's error for the first record the reader could not read that is
-    not ragged (as reading without rejects would have).
+    The blank lines the read skipped are looked for when it skipped a record (a ragged one is
+    quarantined with its line) or ``blank_lines`` says so; else only once quarantine records are
+    written (:func:`_load`): a clean file is not searched at all. With ``fail``, raise DuckDB's
+    error for the first record the reader could not read that is not ragged (as reading without
+    rejects would have).
     """
     others = 0
-    if _scalar(scan, f"SELECT count(*) FROM {REJECTS}"):
-        skipped = ragged.skipped_sql(REJECTS, plan.rows.header_line, plan.wraps_sql())
-        scan.execute(f"COPY ({skipped}) TO {lit(plan.skipped_file)} (FORMAT parquet)")
+    rejected = _scalar(scan, f"SELECT count(*) FROM {REJECTS}")
+    if rejected or blank_lines:
+        _write_skipped(scan, plan, REJECTS if rejected else None)
+    if rejected:
         summary = scan.execute(ragged.summary_sql(plan.skipped_rel)).fetchone()
         assert summary is not None  # an aggregate always returns a row
         plan.skipped, others, first = summary
@@ -238,6 +250,27 @@ def _skip(scan: duckdb.DuckDBPyConnection, plan: CheckPlan, fail: bool = False) 
     scan.execute(f"DROP TABLE {REJECTS}")
     scan.execute(f"DROP TABLE {REJECT_SCANS}")
     return others
+
+
+def _write_skipped(scan: duckdb.DuckDBPyConnection, plan: CheckPlan, rejects: str | None) -> None:
+    """Write ``plan``'s ``skipped_file``: the records of its rejects table ``rejects`` (if any) and
+    the runs of blank lines of its CSV file; set ``plan.blank_lines``. Nothing to write, no file."""
+    rows, runs = plan.rows, None
+    if rows.csv_path is not None:
+        runs = lines.blank_runs(rows.csv_path, rows.header_line, len(rows.headers))
+    plan.blank_lines = 0 if runs is None else sum(runs.column("n").to_pylist())
+    if rejects is None and runs is None:
+        return
+    skipped = ragged.skipped_sql(
+        rejects, rows.header_line, plan.wraps_sql(), BLANKS if runs is not None else None
+    )
+    if runs is not None:
+        scan.register(BLANKS, runs)
+    try:
+        scan.execute(f"COPY ({skipped}) TO {lit(plan.skipped_file)} (FORMAT parquet)")
+    finally:
+        if runs is not None:
+            scan.unregister(BLANKS)
 
 
 def _settle(con: duckdb.DuckDBPyConnection, plan: CheckPlan) -> tuple[int, ...]:
