@@ -11,11 +11,29 @@ import pytest
 from crmlens.errors import LoadError
 from crmlens.ingest import load_sources
 from crmlens.warehouse import Warehouse
+from crmlens.warehouse.loading import SourceResult
 
 from . import canonical_customers as cc
 
 TOO_FEW = "C007,李小龍,男"
 TOO_MANY = "C008,周杰倫,男,1979-01-18,新北市,白金,是,2021-09-09 09:09:09,,杰威爾"
+
+
+def _load_ragged(wh: Warehouse, src: Path) -> SourceResult:
+    """Load the customers file ``src`` (two ragged lines, one bad date, one row without an ID):
+    the rows around them load as ever and the accounting adds up."""
+    report = load_sources(wh, src.parent, [cc.spec(src.name, encoding="auto")])
+    (result,) = report.sources
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (8, 5, 3)
+    assert report.balanced
+    assert cc.contents(wh) == cc.EXPECTED
+    return result
+
+
+def _quarantine(wh: Warehouse) -> list[tuple[object, ...]]:
+    return wh.raw.execute(
+        "SELECT line_no, column_name, rule, action, original_value FROM quarantine ORDER BY 1"
+    ).fetchall()
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "big5"])
@@ -26,16 +44,9 @@ def test_ragged_lines_are_quarantined_and_everything_adds_up(tmp_path: Path, enc
     src = tmp_path / "customers.csv"
     src.write_bytes("\r\n".join(records).encode(encoding))
     with Warehouse(tmp_path / "w.duckdb") as wh:
-        report = load_sources(wh, tmp_path, [cc.spec(src.name, encoding="auto")])
-        (result,) = report.sources
-        assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (8, 5, 3)
+        result = _load_ragged(wh, src)
         assert result.rejected_by_rule == {"malformed_line": 2, "missing_required": 1}
-        assert report.balanced
-        assert cc.contents(wh) == cc.EXPECTED  # the rows around the ragged lines load as ever
-        got = wh.raw.execute(
-            "SELECT line_no, column_name, rule, action, original_value FROM quarantine ORDER BY 1"
-        ).fetchall()
-        assert got == [
+        assert _quarantine(wh) == [
             (6, "客戶編號", "malformed_line", "rejected", TOO_FEW),
             (7, "出生日期", "bad_date", "cleared", "1985-13-45"),
             (8, "客戶編號", "malformed_line", "rejected", TOO_MANY),
@@ -66,15 +77,8 @@ def test_blank_lines_around_ragged_and_bad_rows_keep_line_numbers(
     src = tmp_path / "customers.csv"
     src.write_bytes("\r\n".join(records).encode(encoding))
     with Warehouse(tmp_path / "w.duckdb") as wh:
-        report = load_sources(wh, tmp_path, [cc.spec(src.name, encoding="auto")])
-        (result,) = report.sources
-        assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (8, 5, 3)
-        assert report.balanced
-        assert cc.contents(wh) == cc.EXPECTED
-        got = wh.raw.execute(
-            "SELECT line_no, column_name, rule, action, original_value FROM quarantine ORDER BY 1"
-        ).fetchall()
-        assert got == [
+        _load_ragged(wh, src)
+        assert _quarantine(wh) == [
             (9, "客戶編號", "malformed_line", "rejected", TOO_FEW),
             (10, "出生日期", "bad_date", "cleared", "1985-13-45"),
             (11, "客戶編號", "malformed_line", "rejected", TOO_MANY),

@@ -226,6 +226,12 @@ def test_quarantine_lines_are_exact_across_a_large_file(
         lines.append(f"X1,store,U{i},{variant}")
         line += 1 + variant.count("\n")
     rows = csv_rows(tmp_path / "units.csv", "\n".join(lines) + "\n", may_span_lines=spans)
+    assert _units_quarantined_in_parallel(wh, rows) == expected
+
+
+def _units_quarantined_in_parallel(wh: Warehouse, rows: SourceRows) -> list[tuple[int, str]]:
+    """Load experiment units with every 101st unit flagged, read by 4 threads; the quarantine's
+    (line_no, original_value) in line order, after checking the accounting."""
     mapping = TableMapping(
         table="experiment_units",
         columns=tuple(ColumnSpec(h, h) for h in rows.headers),
@@ -233,11 +239,9 @@ def test_quarantine_lines_are_exact_across_a_large_file(
     )
     wh.raw.execute("SET threads = 4")
     result = load(wh, rows, mapping)
-    assert result.rows_quarantined == len(expected) and result.balanced
-    got = wh.raw.execute(
-        "SELECT line_no, original_value FROM quarantine ORDER BY line_no"
-    ).fetchall()
-    assert got == expected
+    assert result.balanced
+    got = wh.raw.execute("SELECT line_no, original_value FROM quarantine ORDER BY line_no")
+    return got.fetchall()
 
 
 MEMBERS = TableMapping(
@@ -287,23 +291,62 @@ def test_a_later_load_replaces_rows_by_key(tmp_path: Path, wh: Warehouse) -> Non
     assert got.fetchall() == [("M1", "普通", "L1"), ("M2", "白金", "L2"), ("M3", "普通", "L2")]
 
 
-def test_unpivoting_a_csv_keeps_line_numbers(tmp_path: Path, wh: Warehouse) -> None:
-    text = 'id,环境,价格,note\nR1,5,4,"two\nlines"\nR2,,3,\n,4,4,\nR4,x,5,\n'
-    rows = csv_rows(tmp_path / "s.csv", text)
-    mapping = TableMapping(
-        table="survey_scores",
-        columns=(
-            ColumnSpec("response_id", "id"),
-            ColumnSpec("dimension", "d"),
-            ColumnSpec("score", "v"),
+SCORES = TableMapping(
+    table="survey_scores",
+    columns=(
+        ColumnSpec("response_id", "id"),
+        ColumnSpec("dimension", "d"),
+        ColumnSpec("score", "v"),
+    ),
+    unpivot=Unpivot(("环境", "价格"), name="d", value="v"),
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "counts", "by_rule", "records"),
+    [
+        (
+            'id,环境,价格,note\nR1,5,4,"two\nlines"\nR2,,3,\n,4,4,\nR4,x,5,\n',
+            (7, 5, 2),
+            {"missing_required": 2, "bad_number": 1},
+            [(5, "missing_required", "rejected")] * 2 + [(6, "bad_number", "cleared")],
         ),
-        unpivot=Unpivot(("环境", "价格"), name="d", value="v"),
-    )
-    result = load(wh, rows, mapping)
-    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (7, 5, 2)
-    assert result.cleared_by_rule == {"bad_number": 1}
+        (
+            'id,环境,价格,note\nR1,5,4,"two\nlines"\nR9,1\nR2,,3,\n,4,4,\nR4,x,5,\n',
+            (8, 5, 3),
+            {"malformed_line": 1, "missing_required": 2, "bad_number": 1},
+            [
+                (4, "malformed_line", "rejected"),
+                *[(6, "missing_required", "rejected")] * 2,
+                (7, "bad_number", "cleared"),
+            ],
+        ),
+        (
+            'id,环境,价格,note\n\nR1,5,4,"two\n\nlines"\n\nR9,1\nR2,,3,\n\n\n,4,4,\nR4,x,5,\n\n',
+            (8, 5, 3),
+            {"malformed_line": 1, "missing_required": 2, "bad_number": 1},
+            [
+                (7, "malformed_line", "rejected"),
+                *[(11, "missing_required", "rejected")] * 2,
+                (12, "bad_number", "cleared"),
+            ],
+        ),
+    ],
+    ids=["plain", "ragged-line", "blank-lines"],
+)
+def test_unpivoting_a_csv_keeps_line_numbers(
+    tmp_path: Path,
+    wh: Warehouse,
+    text: str,
+    counts: tuple[int, int, int],
+    by_rule: dict[str, int],
+    records: list[tuple[int, str, str]],
+) -> None:
+    result = load(wh, csv_rows(tmp_path / "s.csv", text), SCORES)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == counts
+    assert result.rejected_by_rule | result.cleared_by_rule == by_rule
     got = wh.raw.execute("SELECT line_no, rule, action FROM quarantine ORDER BY 1, 2").fetchall()
-    assert got == [(5, "missing_required", "rejected")] * 2 + [(6, "bad_number", "cleared")]
+    assert got == records
 
 
 def test_the_salt_is_made_once_per_warehouse(wh: Warehouse) -> None:
@@ -641,31 +684,6 @@ def test_lines_after_ragged_lines_keep_their_numbers(
     assert leads == unknown
 
 
-def test_an_unpivoted_csv_with_a_ragged_line_keeps_line_numbers(
-    tmp_path: Path, wh: Warehouse
-) -> None:
-    text = 'id,环境,价格,note\nR1,5,4,"two\nlines"\nR9,1\nR2,,3,\n,4,4,\nR4,x,5,\n'
-    rows = csv_rows(tmp_path / "s.csv", text)
-    mapping = TableMapping(
-        table="survey_scores",
-        columns=(
-            ColumnSpec("response_id", "id"),
-            ColumnSpec("dimension", "d"),
-            ColumnSpec("score", "v"),
-        ),
-        unpivot=Unpivot(("环境", "价格"), name="d", value="v"),
-    )
-    result = load(wh, rows, mapping)
-    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (8, 5, 3)
-    assert result.rejected_by_rule == {"malformed_line": 1, "missing_required": 2}
-    got = wh.raw.execute("SELECT line_no, rule, action FROM quarantine ORDER BY 1, 2").fetchall()
-    assert got == [
-        (4, "malformed_line", "rejected"),
-        *[(6, "missing_required", "rejected")] * 2,
-        (7, "bad_number", "cleared"),
-    ]
-
-
 @pytest.mark.parametrize(
     ("bad", "found"),
     [
@@ -796,30 +814,6 @@ def test_a_blank_line_inside_a_quoted_value_is_no_blank_line(tmp_path: Path, wh:
     assert stage == ("won\n\n\nlate",)
 
 
-def test_an_unpivoted_csv_with_blank_lines_keeps_line_numbers(
-    tmp_path: Path, wh: Warehouse
-) -> None:
-    text = 'id,环境,价格,note\n\nR1,5,4,"two\n\nlines"\n\nR9,1\nR2,,3,\n\n\n,4,4,\nR4,x,5,\n\n'
-    rows = csv_rows(tmp_path / "s.csv", text)
-    mapping = TableMapping(
-        table="survey_scores",
-        columns=(
-            ColumnSpec("response_id", "id"),
-            ColumnSpec("dimension", "d"),
-            ColumnSpec("score", "v"),
-        ),
-        unpivot=Unpivot(("环境", "价格"), name="d", value="v"),
-    )
-    result = load(wh, rows, mapping)
-    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (8, 5, 3)
-    got = wh.raw.execute("SELECT line_no, rule, action FROM quarantine ORDER BY 1, 2").fetchall()
-    assert got == [
-        (7, "malformed_line", "rejected"),
-        *[(11, "missing_required", "rejected")] * 2,
-        (12, "bad_number", "cleared"),
-    ]
-
-
 def test_blank_lines_in_a_large_parallel_read_keep_line_numbers(
     tmp_path: Path, wh: Warehouse
 ) -> None:
@@ -839,15 +833,4 @@ def test_blank_lines_in_a_large_parallel_read_keep_line_numbers(
         lines.append(f"X1,store,U{i},{variant}")
         line += 1 + variant.count("\n")
     rows = csv_rows(tmp_path / "units.csv", "\n".join(lines) + "\n")
-    mapping = TableMapping(
-        table="experiment_units",
-        columns=tuple(ColumnSpec(h, h) for h in rows.headers),
-        rules=(RowRule("test", "unit_id", "substr(unit_id, 2)::INT % 101 = 0"),),
-    )
-    wh.raw.execute("SET threads = 4")
-    result = load(wh, rows, mapping)
-    assert result.rows_quarantined == len(expected) and result.balanced
-    got = wh.raw.execute(
-        "SELECT line_no, original_value FROM quarantine ORDER BY line_no"
-    ).fetchall()
-    assert got == expected
+    assert _units_quarantined_in_parallel(wh, rows) == expected
