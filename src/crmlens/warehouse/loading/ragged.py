@@ -17,8 +17,8 @@ per record the reader skipped, written to a small Parquet file beside the check 
 
 The rows after a skipped record move up in the check file, so the line number of a check row at
 ``__pos`` p adds one line, plus the line breaks inside, per skipped record with ``pos <= p``
-(:func:`shift_sql`), and one line per blank line before it. The reader keeps no row for a skipped record: a clean file costs nothing more
-than an empty rejects table.
+(:func:`shift_sql`), and one line per blank line before it. The reader keeps no row for a
+skipped record: a clean file costs nothing more than an empty rejects table.
 
 DuckDB reports a record with a missing field once per missing field and a ragged record with an
 unquoted quote also as ``UNQUOTED VALUE``: errors are grouped by record, and a record is only
