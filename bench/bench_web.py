@@ -77,7 +77,9 @@ def web_copy(cache: Path, customers: int, seed: int) -> tuple[Path, float | None
         shutil.copyfile(source, path)
     built = None
     with Warehouse(path) as wh:  # read-write: migrates to the current schema
-        if wh.row_count("model_customer_scores") == 0:
+        # a build also writes the derived tables the dashboard reads (a warehouse built by an
+        # older crmlens has none)
+        if wh.row_count("model_customer_scores") == 0 or not wh.derived_names():
             from crmlens.models.build import build
 
             print(f"building the models at {customers:,} customers …", flush=True)

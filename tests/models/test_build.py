@@ -21,6 +21,7 @@ import pytest
 from crmlens.demo import DemoConfig, generate
 from crmlens.errors import ConfigError, SchemaError, WarehouseError
 from crmlens.ingest import load_demo_export
+from crmlens.metrics.facts import FACTS, derived
 from crmlens.models import ChurnModel, CustomerClusters, LifecycleStages, RFMModel, tier_profile
 from crmlens.models.build import OUTPUT_TABLES, STEPS, BuildReport, build, default_as_of
 from crmlens.models.features import customer_features
@@ -98,6 +99,9 @@ def test_every_model_table_is_filled_and_reported(
     assert runs.loc[0, "customers"] == len(first["model_customer_scores"])
     assert runs.loc[0, "seconds_churn"] == pytest.approx(report.seconds["churn"])
     assert len(first["model_cluster_points"]) <= 5_000
+    # and the dashboard's derived tables, as of the same data
+    assert report.rows["derived__orders"] == wh.row_count("orders")
+    assert derived(wh, FACTS["orders"]) is not None
     assert set(first["model_clv_params"]["parameter"]) == {"r", "alpha", "a", "b", "p", "q", "v"}
 
 

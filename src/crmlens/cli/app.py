@@ -123,6 +123,11 @@ def load(
     report = _load(export_dir, warehouse, quiet)
     if not report.balanced:
         raise typer.Exit(1)
+    if not quiet:
+        console.print(
+            "Next: `crmlens build` rebuilds the customer models and the dashboard's derived "
+            "tables (this load dropped them: they described the data before it)."
+        )
 
 
 @app.command()

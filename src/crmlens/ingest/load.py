@@ -26,6 +26,7 @@ from crmlens.ingest.identity import resolve_identities
 from crmlens.ingest.readers import ExportReader
 from crmlens.ingest.spec import SourceSpec
 from crmlens.warehouse import Warehouse
+from crmlens.warehouse.derived import drop_derived
 from crmlens.warehouse.identity_store import ResolutionCounts
 from crmlens.warehouse.loading import (
     SourceResult,
@@ -127,6 +128,8 @@ def load_sources(
             write_load_log(con, load_id, results)
             # ties records carrying only a phone or e-mail to a customer (D4)
             identity = resolve_identities(con, load_id=load_id, resolved_at=started)
+            # they describe the data before this load; `crmlens build` writes them again
+            drop_derived(con)
     # UnicodeDecodeError: DuckDB cuts a long error text at ~10 kB, at times inside a character,
     # and its Python binding then fails to decode the message itself
     except (CrmlensError, duckdb.Error, UnicodeDecodeError) as exc:

@@ -6,6 +6,12 @@ requested or filtered dimension resolved to a column named after the dimension, 
 ``customers``, ``products`` or the order lines only when a dimension needs them, and keeps only the
 rows the scope's filters and row limits allow. Metric builders get their rows from nowhere else.
 
+A fact may declare a *derived* copy of its table (:func:`derived_tables`, written by ``crmlens
+build``): the orders with every customer attribute a dimension needs beside them, in time order.
+:func:`scoped` reads it when it is present with the expected columns (a load drops it; see
+:mod:`crmlens.warehouse.derived`), which saves the join to ``customers`` and lets a period's scan
+skip the other periods' rows; the rows and columns it returns are the same either way.
+
 Missing dimension values become :data:`~crmlens.metrics.dimensions.UNKNOWN` (a walk-in order has no
 tier), so breakdowns add up to the total and grouping keys are never NULL.
 """
@@ -47,6 +53,9 @@ class Fact:
     order_lines: bool = False
     #: Dimensions held in a column of the fact itself: (dimension, column).
     columns: tuple[tuple[str, str], ...] = ()
+    #: The derived table holding this fact's rows with the customer columns joined, in time
+    #: order (see :func:`derived_tables`).
+    derived: str | None = None
 
     def supports(self, name: str) -> bool:
         """Whether rows of this fact can be filtered and grouped by dimension ``name``."""
@@ -71,7 +80,7 @@ class Fact:
 FACTS: dict[str, Fact] = {f.name: f for f in (
     Fact("orders", "orders", "order_time", "Orders and refunds (refunds are rows with a negative amount, dated when refunded).",
          key="order_id", customer_key="customer_id", store_key="store_id", order_lines=True,
-         columns=(("order_channel", "order_channel"),)),
+         columns=(("order_channel", "order_channel"),), derived="derived__orders"),
     Fact("customers", "customers", "signup_date", "Customers, placed in time by their signup.",
          customer_key="customer_id", store_key="home_store_id"),
     Fact("tickets", "service_tickets", "opened_at", "Service tickets, placed in time when opened.",
@@ -97,6 +106,8 @@ def fact(name: str) -> Fact:
 
 #: The table expressions of each open warehouse, by name (see :func:`table`).
 _TABLES: WeakKeyDictionary[Warehouse, dict[str, Table]] = WeakKeyDictionary()
+#: The derived tables usable in each open warehouse, as of its write generation.
+_DERIVED: WeakKeyDictionary[Warehouse, tuple[int, dict[str, Table]]] = WeakKeyDictionary()
 
 
 def table(wh: Warehouse, name: str) -> Table:
@@ -111,6 +122,40 @@ def table(wh: Warehouse, name: str) -> Table:
     if name not in tables:
         tables[name] = wh.table(name)
     return tables[name]
+
+
+def derived_tables(wh: Warehouse) -> dict[str, Table]:
+    """The derived table of each fact that declares one, as an expression over the canonical
+    tables: the fact's table with every customer column a dimension reads (``c__<column>``, as
+    :func:`scoped` joins them), ordered by the fact's time. ``crmlens build`` writes them."""
+    out = {}
+    for spec in FACTS.values():
+        if spec.derived is not None:
+            t = _join_customers(wh, table(wh, spec.table), spec, list(spec.dimensions))
+            out[spec.derived] = t.drop("c__key").order_by(spec.time)
+    return out
+
+
+def derived(wh: Warehouse, spec: Fact) -> Table | None:
+    """The derived table of ``spec`` when the warehouse has it with exactly the columns and types
+    :func:`derived_tables` gives (one written by another crmlens version is not used), else None.
+    Checked again after every write through ``wh`` (a load drops derived tables)."""
+    if spec.derived is None:
+        return None
+    generation = getattr(wh, "generation", 0)
+    known = _DERIVED.get(wh)
+    if known is None or known[0] != generation:
+        present = wh.derived_names() if hasattr(wh, "derived_names") else frozenset()
+        usable = {}
+        if present:
+            for name, expr in derived_tables(wh).items():
+                if name in present:
+                    stored = wh.derived_table(name)
+                    if stored.schema() == expr.schema():
+                        usable[name] = stored
+        known = (generation, usable)
+        _DERIVED[wh] = known
+    return known[1].get(spec.derived)
 
 
 def splits(name: str, scope: Scope, dims: Sequence[str]) -> bool:
@@ -162,6 +207,9 @@ def scoped(
         )
     t = table(wh, spec.table)
     base = [c for c in t.columns if c not in dims]
+    copy = derived(wh, spec)
+    if copy is not None:
+        t = copy
     # one filter per stage keeps the expression shallow: Ibis compile time grows with depth
     window = []
     if since is not None:
@@ -172,7 +220,8 @@ def scoped(
         t = t.filter(*window)
     if splits(name, scope, dims):
         t = _split_over_categories(wh, t)
-    t = _join_customers(wh, t, spec, wanted)
+    if copy is None:
+        t = _join_customers(wh, t, spec, wanted)
     if spec.sku_key and "category" in wanted:
         products = table(wh, "products")
         p = products.select(p__sku=products.sku, p__category=products.category)

@@ -19,10 +19,12 @@ import ibis
 import pandas as pd
 import pyarrow as pa
 from ibis.expr.types import Expr
+from ibis.expr.types import Table as IbisTable
 
 from crmlens.errors import ConfigError, SchemaError, WarehouseError
 from crmlens.schema import SCHEMA_VERSION, Table
 from crmlens.schema import table as schema_table
+from crmlens.warehouse.derived import is_derived
 from crmlens.warehouse.engines import IbisWarehouse
 from crmlens.warehouse.migrations import migrate, quote, stored_version
 
@@ -79,6 +81,8 @@ class Warehouse(IbisWarehouse):
         except duckdb.Error as exc:
             raise WarehouseError(f"{self.path}: {_open_failure(exc, read_only)}") from exc
         super().__init__(backend, owns_backend=True)
+        # DuckDB draws its own bar on a terminal for queries over 2 s, through crmlens's bars
+        self.raw.execute("SET enable_progress_bar = false")
         # a read-only warehouse reads on one cursor per thread (see execute)
         self._readers = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
@@ -160,6 +164,7 @@ class Warehouse(IbisWarehouse):
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
+        self.generation += 1
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the file (after large loads)."""
@@ -170,7 +175,24 @@ class Warehouse(IbisWarehouse):
         """The schema version recorded in the file."""
         return stored_version(self.raw)
 
-    # -- replacing derived tables -----------------------------------------------------------
+    # -- writing derived tables -------------------------------------------------------------
+    def write_derived(self, tables: Mapping[str, IbisTable]) -> dict[str, int]:
+        """Create or replace derived tables (:mod:`crmlens.warehouse.derived`) from Ibis
+        expressions over this warehouse, in one transaction; return the rows of each.
+
+        Rows are written in the expression's order (DuckDB keeps it), so a table ordered by time
+        keeps each period's rows together and a scan skips the row groups outside a period.
+        """
+        for name in tables:
+            if not is_derived(name):
+                raise WarehouseError(f"{name!r} is not a derived table's name")
+        with self.transaction() as con:
+            for name, expr in tables.items():
+                sql = ibis.to_sql(expr, dialect="duckdb")
+                con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS {sql}")
+        return {name: int(self.execute(self.derived_table(name).count())) for name in tables}
+
+    # -- replacing model tables -------------------------------------------------------------
     def replace_table(self, name: str, data: pd.DataFrame) -> int:
         """Replace every row of the canonical table ``name`` with ``data``; return the rows written.
 

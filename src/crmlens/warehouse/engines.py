@@ -37,6 +37,7 @@ from ibis.expr.types import Table as IbisTable
 from crmlens.errors import WarehouseError
 from crmlens.schema import TABLES
 from crmlens.schema import table as schema_table
+from crmlens.warehouse.derived import is_derived
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -78,6 +79,9 @@ class IbisWarehouse:
         # from a thread pool), so reads through this object take turns; DuckDB still runs each
         # query on all cores
         self._read_lock = threading.RLock()
+        #: Counts the writes committed through this object (see :meth:`Warehouse.transaction`):
+        #: what callers key facts about the tables on, e.g. which derived tables are present.
+        self.generation = 0
         if getattr(backend, "name", None) == "pyspark":
             _use_double_literals(backend)
 
@@ -125,6 +129,20 @@ class IbisWarehouse:
                 + (f" in {self.database!r}" if self.database else "")
                 + f" ({exc.__class__.__name__}); copy it with copy_tables() or register it"
             ) from exc
+
+    def derived_table(self, name: str) -> IbisTable:
+        """The Ibis table expression of a derived table (:mod:`crmlens.warehouse.derived`)."""
+        if not is_derived(name):
+            raise WarehouseError(f"{name!r} is not a derived table's name")
+        with self._read_lock:
+            return self._ibis.table(name, database=self.database)
+
+    def derived_names(self) -> frozenset[str]:
+        """The derived tables present (none in a backend the canonical tables were copied to,
+        unless they were copied too)."""
+        with self._read_lock:
+            names = self._ibis.list_tables(database=self.database)
+        return frozenset(n for n in names if is_derived(n))
 
     def execute(self, expr: Expr) -> pd.DataFrame | pd.Series | Any:
         """Run an Ibis expression and return pandas (a DataFrame, Series or scalar)."""

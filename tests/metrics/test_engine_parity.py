@@ -1,11 +1,18 @@
-"""The same metrics on Spark and on DuckDB give the same numbers.
+"""The same metrics on Spark, and on DuckDB's derived tables, as on DuckDB's canonical tables.
 
-The demo company (3,000 customers, seed 42) is generated, loaded into DuckDB by the real loader and
-copied into a local Spark session (local[2], no UI, bound to 127.0.0.1). Every KPI of the registry
-(a year by month, with 环比/同比 and targets), the seed-002 overview, breakdowns with filters and
-top-N, a monthly cohort table and the lifecycle statuses are computed through both engines and must
-agree: counts exactly, money and ratios to 1e-9 relative (the engines add floats in different
-orders). One Spark session serves the module. Skipped only when no Java runtime is installed.
+The demo company (3,000 customers, seed 42) is generated and loaded into DuckDB by the real loader
+(no build: no derived tables, so the metrics read the canonical tables). It is then read two other
+ways, each a parameter of the ``engines`` fixture:
+
+- ``spark``: copied into a local Spark session (local[2], no UI, bound to 127.0.0.1); skipped only
+  when no Java runtime is installed;
+- ``derived``: a copy of the DuckDB file with the derived tables written (as ``crmlens build``
+  writes them), which the metrics then read instead of joining the customers.
+
+Every KPI of the registry (a year by month, with 环比/同比 and targets), the seed-002 overview,
+breakdowns with filters and top-N, a monthly cohort table and the lifecycle statuses are computed
+both ways and must agree: counts exactly, money and ratios to 1e-9 relative (floats are added in
+different orders).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from crmlens.metrics import (
     segment_table,
     timeseries,
 )
-from crmlens.metrics.facts import FACTS
+from crmlens.metrics.facts import FACTS, derived, derived_tables
 from crmlens.warehouse import Warehouse
 from crmlens.warehouse.engines import IbisWarehouse, SparkWarehouse, copy_to_spark
 
@@ -63,32 +70,52 @@ def java_available() -> bool:
 
 @dataclass
 class Engines:
+    #: The canonical tables on DuckDB: the reference.
     duck: Warehouse
-    spark: SparkWarehouse
+    #: The other way of reading them: Spark, or DuckDB with the derived tables.
+    other: SparkWarehouse | Warehouse
 
 
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    """The demo company loaded into DuckDB, without derived tables."""
+    from crmlens.demo import DemoConfig, generate
+    from crmlens.ingest import load_demo_export
+
+    tmp = tmp_path_factory.mktemp("parity")
+    generate(DemoConfig(customers=3000, seed=42, out_dir=tmp / "export"))
+    with Warehouse(tmp / "w.duckdb") as duck:
+        load_demo_export(duck, tmp / "export")
+        duck.checkpoint()
+        assert derived(duck, FACTS["orders"]) is None
+        yield duck
+
+
+@pytest.fixture(scope="module", params=["derived", "spark"])
+def engines(
+    request: pytest.FixtureRequest, loaded: Warehouse, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engines]:
+    tmp = tmp_path_factory.mktemp(request.param)
+    if request.param == "derived":
+        shutil.copyfile(loaded.path, tmp / "copy.duckdb")
+        with Warehouse(tmp / "copy.duckdb") as copy:
+            copy.write_derived(derived_tables(copy))
+            assert derived(copy, FACTS["orders"]) is not None
+            yield Engines(loaded, copy)
+        return
     if not java_available():
         pytest.skip(
             "no Java runtime (Spark needs Java 17+): apt-get install openjdk-17-jre-headless"
         )
-    from crmlens.demo import DemoConfig, generate
-    from crmlens.ingest import load_demo_export
     from crmlens.warehouse.engines import local_spark_session
 
-    tmp = tmp_path_factory.mktemp("spark_parity")
-    generate(DemoConfig(customers=3000, seed=42, out_dir=tmp / "export"))
-    duck = Warehouse(tmp / "w.duckdb")
-    load_demo_export(duck, tmp / "export")
     session = local_spark_session(
         cores=2, driver_memory="1g", shuffle_partitions=2, warehouse_dir=tmp / "spark-warehouse"
     )
     try:
-        yield Engines(duck, copy_to_spark(duck, session, TABLES))
+        yield Engines(loaded, copy_to_spark(loaded, session, TABLES))
     finally:
         session.stop()
-        duck.close()
 
 
 # -- comparing ------------------------------------------------------------------------------
@@ -102,7 +129,7 @@ def _number(v: Any) -> bool:
 
 def assert_same(
     duck: pd.DataFrame,
-    spark: pd.DataFrame,
+    other: pd.DataFrame,
     *,
     keys: Iterable[str],
     exact: Iterable[str] = (),
@@ -111,14 +138,16 @@ def assert_same(
     """Same columns and rows (matched on ``keys``); numbers in ``exact`` equal, other numbers equal
     to :data:`REL` relative, everything else equal; missing only where missing on both."""
     keys, exact = list(keys), set(exact)
-    assert list(duck.columns) == list(spark.columns), what
-    assert len(duck) == len(spark), f"{what}: {len(duck)} rows on DuckDB, {len(spark)} on Spark"
+    assert list(duck.columns) == list(other.columns), what
+    assert len(duck) == len(other), (
+        f"{what}: {len(duck)} rows on DuckDB, {len(other)} the other way"
+    )
     assert len(duck) > 0, f"{what}: nothing to compare"
     duck = duck.sort_values(keys, ignore_index=True)
-    spark = spark.sort_values(keys, ignore_index=True)
+    other = other.sort_values(keys, ignore_index=True)
     for column in duck.columns:
-        for i, (d, s) in enumerate(zip(duck[column], spark[column], strict=True)):
-            where = f"{what} {column} at {duck.loc[i, keys].to_dict()}: DuckDB {d!r}, Spark {s!r}"
+        for i, (d, s) in enumerate(zip(duck[column], other[column], strict=True)):
+            where = f"{what} {column} at {duck.loc[i, keys].to_dict()}: DuckDB {d!r}, other {s!r}"
             if _missing(d) or _missing(s):
                 assert _missing(d) and _missing(s), where
             elif _number(d) and _number(s):
@@ -131,8 +160,8 @@ def assert_same(
 
 
 def both(engines: Engines, fn: Any, *args: Any, **kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``fn(wh, *args, **kwargs)`` on DuckDB and on Spark."""
-    return fn(engines.duck, *args, **kwargs), fn(engines.spark, *args, **kwargs)
+    """``fn(wh, *args, **kwargs)`` on DuckDB's canonical tables and the other way."""
+    return fn(engines.duck, *args, **kwargs), fn(engines.other, *args, **kwargs)
 
 
 # -- the engine adapter, without Spark -------------------------------------------------------
@@ -157,38 +186,61 @@ def test_copy_keeps_rows_and_times(engines: Engines) -> None:
     """Row counts and the range of every time column: a time-zone shift in the copy would move
     the earliest and latest timestamps."""
     duck = [d for d in engines.duck.describe() if d["table"] in TABLES]
-    spark = engines.spark.describe()
-    assert [d["table"] for d in spark] == [d["table"] for d in duck]
-    for d, s in zip(duck, spark, strict=True):
+    other = [d for d in engines.other.describe() if d["table"] in TABLES]
+    assert [d["table"] for d in other] == [d["table"] for d in duck]
+    for d, s in zip(duck, other, strict=True):
         assert d["rows"] == s["rows"], d["table"]
         for bound in ("min", "max"):
             if d.get(bound) is not None:
                 assert pd.Timestamp(d[bound]) == pd.Timestamp(s[bound]), (d["table"], bound)
-    assert engines.spark.row_count("orders") > 5000
+    assert engines.other.row_count("orders") > 5000
 
 
 # -- the KPI suite --------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_every_kpi_by_month(engines: Engines, name: str) -> None:
     m = REGISTRY[name]
-    duck, spark = both(
+    duck, other = both(
         engines, timeseries, [name], YEAR, compare=True, targets=bool(m.target_names)
     )
     counts = ("value", "previous", "last_year") if m.unit == "count" and m.additive else ()
-    assert_same(duck, spark, keys=["period"], exact=counts, what=name)
+    assert_same(duck, other, keys=["period"], exact=counts, what=name)
     assert duck["value"].notna().any(), f"{name}: no value in any month, the check proves nothing"
 
 
 def test_seed_overview(engines: Engines) -> None:
-    duck, spark = both(engines, overview, SEED_OVERVIEW, Scope.parse("2021-11"))
-    assert_same(duck, spark, keys=["metric"], what="overview")
+    duck, other = both(engines, overview, SEED_OVERVIEW, Scope.parse("2021-11"))
+    assert_same(duck, other, keys=["metric"], what="overview")
     assert duck["value"].notna().all()
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"city": "烟台"},
+        {"tier": "白金", "customer_type": "个人"},
+        {"age_band": "30-39"},
+        {"store": "S01", "region": "华东"},
+    ],
+    ids=["city", "tier_type", "age", "store_region"],
+)
+def test_dashboard_overview_filtered(engines: Engines, filters: dict[str, str]) -> None:
+    """The dashboard's KPI cards under customer filters (read from the joined customer columns
+    of the derived orders) and a store filter (from the orders' own)."""
+    scope = YEAR.narrow(**filters)
+    duck, other = both(engines, overview, [n for n in REGISTRY if _filterable(n, scope)], scope)
+    assert_same(duck, other, keys=["metric"], what=str(filters))
+    assert duck["value"].notna().sum() > 10
+
+
+def _filterable(name: str, scope: Scope) -> bool:
+    return all(d in REGISTRY[name].dimensions for d in scope.constraints())
 
 
 def test_segment_table(engines: Engines) -> None:
     """Seed 002's region × customer type table: buying customers, 客单价, repurchase, CSAT."""
-    duck, spark = both(engines, segment_table, Scope.parse("2021-11"))
-    assert_same(duck, spark, keys=["region", "customer_type"], exact=["customers"], what="segment")
+    duck, other = both(engines, segment_table, Scope.parse("2021-11"))
+    assert_same(duck, other, keys=["region", "customer_type"], exact=["customers"], what="segment")
 
 
 def test_filtered_breakdown_with_top(engines: Engines) -> None:
@@ -196,12 +248,12 @@ def test_filtered_breakdown_with_top(engines: Engines) -> None:
     and top-N folding into 其他."""
     scope = Scope.parse("2021-Q3").narrow(order_channel=["POS", "app"])
     dims = ["city", "customer_type", "tier"]
-    duck, spark = both(engines, breakdown, ["revenue", "customers", "aov"], scope, dims, top=5)
-    assert_same(duck, spark, keys=dims, exact=["customers"], what="breakdown")
+    duck, other = both(engines, breakdown, ["revenue", "customers", "aov"], scope, dims, top=5)
+    assert_same(duck, other, keys=dims, exact=["customers"], what="breakdown")
     assert "其他" in set(duck["city"])
     by_category = Scope.parse("2021-Q4").narrow(category=["饼干", "豆制品"])
-    duck, spark = both(engines, breakdown, ["revenue", "orders"], by_category, ["age_band"])
-    assert_same(duck, spark, keys=["age_band"], exact=["orders"], what="category breakdown")
+    duck, other = both(engines, breakdown, ["revenue", "orders"], by_category, ["age_band"])
+    assert_same(duck, other, keys=["age_band"], exact=["orders"], what="category breakdown")
 
 
 # -- cohorts and lifecycle ------------------------------------------------------------------
@@ -216,19 +268,19 @@ def test_filtered_breakdown_with_top(engines: Engines) -> None:
     ids=["first_order", "on_or_after", "revenue", "signup"],
 )
 def test_monthly_cohort_table(engines: Engines, options: dict[str, str]) -> None:
-    duck, spark = both(engines, cohort_table, YEAR, **options)
+    duck, other = both(engines, cohort_table, YEAR, **options)
     exact = ["cohort_size"] if options.get("measure") == "revenue" else ["cohort_size", "value"]
-    assert_same(duck, spark, keys=["cohort", "period_index"], exact=exact, what=str(options))
+    assert_same(duck, other, keys=["cohort", "period_index"], exact=exact, what=str(options))
     assert (duck["cohort_size"] > 0).all()
 
 
 def test_lifecycle(engines: Engines) -> None:
-    duck, spark = both(engines, lifecycle, YEAR)
-    assert_same(duck, spark, keys=["period", "status"], exact=["customers"], what="lifecycle")
+    duck, other = both(engines, lifecycle, YEAR)
+    assert_same(duck, other, keys=["period", "status"], exact=["customers"], what="lifecycle")
     assert (duck["customers"] != 0).any()
 
 
 def test_member_trend(engines: Engines) -> None:
-    duck, spark = both(engines, member_trend, YEAR)
+    duck, other = both(engines, member_trend, YEAR)
     counts = ["new_members", "loyal_members", "churned_members", "members"]
-    assert_same(duck, spark, keys=["period"], exact=counts, what="member trend")
+    assert_same(duck, other, keys=["period"], exact=counts, what="member trend")

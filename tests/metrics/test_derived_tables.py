@@ -1,0 +1,86 @@
+"""Derived tables: written on request, used only while they match the data, dropped by a load.
+
+Their numbers are checked elsewhere (test_engine_parity.py computes every KPI from them and from
+the canonical tables); these tests check when they are read at all. A 300-customer demo company
+is generated once for the module and loaded into a fresh warehouse per test.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from crmlens.demo import DemoConfig, generate
+from crmlens.errors import LoadError, WarehouseError
+from crmlens.ingest import load_demo_export
+from crmlens.metrics import Scope, value
+from crmlens.metrics.facts import FACTS, derived, derived_tables, table
+from crmlens.warehouse import Warehouse
+
+ORDERS = FACTS["orders"]
+YEAR = Scope.parse("2021-01", "2021-12", filters=["city=烟台"])
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("derived") / "export"
+    generate(DemoConfig(customers=300, seed=3, out_dir=out))
+    return out
+
+
+@pytest.fixture
+def wh(export: Path, tmp_path: Path) -> Warehouse:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    load_demo_export(warehouse, export)
+    yield warehouse
+    warehouse.close()
+
+
+def test_written_tables_are_read_and_give_the_same_value(wh: Warehouse) -> None:
+    before = value(wh, "active_customers", YEAR)
+    assert derived(wh, ORDERS) is None and wh.derived_names() == frozenset()
+    rows = wh.write_derived(derived_tables(wh))
+    assert rows == {"derived__orders": wh.row_count("orders")}
+    assert derived(wh, ORDERS) is not None
+    assert value(wh, "active_customers", YEAR) == before > 0
+    # in time order, so that a period's rows are together
+    times = wh.execute(wh.derived_table("derived__orders").order_time)
+    assert times.is_monotonic_increasing
+
+
+def test_a_load_drops_them_and_the_metrics_notice_at_once(wh: Warehouse, export: Path) -> None:
+    wh.write_derived(derived_tables(wh))
+    assert derived(wh, ORDERS) is not None
+    load_demo_export(wh, export)  # the same files again: no change, but a load
+    assert wh.derived_names() == frozenset()
+    assert derived(wh, ORDERS) is None
+    assert value(wh, "revenue", YEAR) > 0  # read from the canonical tables, no error
+
+
+def test_a_failed_load_keeps_them(wh: Warehouse, export: Path, tmp_path: Path) -> None:
+    wh.write_derived(derived_tables(wh))
+    broken = tmp_path / "broken"
+    shutil.copytree(export, broken)
+    (broken / "shop" / "orders.csv").unlink()
+    with pytest.raises(LoadError, match="missing file"):
+        load_demo_export(wh, broken)
+    assert wh.derived_names() == {"derived__orders"}
+    assert derived(wh, ORDERS) is not None
+
+
+def test_one_with_other_columns_is_not_used(wh: Warehouse) -> None:
+    """A derived table written by another crmlens version (other columns) is ignored."""
+    orders = table(wh, "orders")
+    wh.write_derived({"derived__orders": orders.order_by("order_time")})
+    assert wh.derived_names() == {"derived__orders"}
+    assert derived(wh, ORDERS) is None
+    assert value(wh, "revenue", YEAR) > 0
+
+
+def test_only_derived_names_are_written(wh: Warehouse) -> None:
+    with pytest.raises(WarehouseError, match="not a derived table"):
+        wh.write_derived({"orders": table(wh, "orders")})
+    with pytest.raises(WarehouseError, match="not a derived table"):
+        wh.derived_table("orders")
