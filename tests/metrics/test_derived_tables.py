@@ -16,7 +16,14 @@ from crmlens.demo import DemoConfig, generate
 from crmlens.errors import LoadError, WarehouseError
 from crmlens.ingest import load_demo_export
 from crmlens.metrics import Scope, value
-from crmlens.metrics.facts import FACTS, derived, derived_tables, table
+from crmlens.metrics.facts import (
+    FACTS,
+    bought,
+    derived,
+    derived_tables,
+    table,
+    usable_derived,
+)
 from crmlens.warehouse import Warehouse
 
 ORDERS = FACTS["orders"]
@@ -42,8 +49,10 @@ def test_written_tables_are_read_and_give_the_same_value(wh: Warehouse) -> None:
     before = value(wh, "active_customers", YEAR)
     assert derived(wh, ORDERS) is None and wh.derived_names() == frozenset()
     rows = wh.write_derived(derived_tables(wh))
-    assert rows == {"derived__orders": wh.row_count("orders")}
-    assert derived(wh, ORDERS) is not None
+    orders = table(wh, "orders")
+    buyers = wh.execute(orders.filter(bought(orders)).customer_id.nunique())
+    assert rows == {"derived__orders": wh.row_count("orders"), "derived__first_orders": buyers}
+    assert set(usable_derived(wh)) == set(rows)
     assert value(wh, "active_customers", YEAR) == before > 0
     # in time order, so that a period's rows are together
     times = wh.execute(wh.derived_table("derived__orders").order_time)
@@ -66,8 +75,7 @@ def test_a_failed_load_keeps_them(wh: Warehouse, export: Path, tmp_path: Path) -
     (broken / "shop" / "orders.csv").unlink()
     with pytest.raises(LoadError, match="missing file"):
         load_demo_export(wh, broken)
-    assert wh.derived_names() == {"derived__orders"}
-    assert derived(wh, ORDERS) is not None
+    assert set(usable_derived(wh)) == {"derived__orders", "derived__first_orders"}
 
 
 def test_one_with_other_columns_is_not_used(wh: Warehouse) -> None:
@@ -75,7 +83,7 @@ def test_one_with_other_columns_is_not_used(wh: Warehouse) -> None:
     orders = table(wh, "orders")
     wh.write_derived({"derived__orders": orders.order_by("order_time")})
     assert wh.derived_names() == {"derived__orders"}
-    assert derived(wh, ORDERS) is None
+    assert derived(wh, ORDERS) is None and usable_derived(wh) == {}
     assert value(wh, "revenue", YEAR) > 0
 
 

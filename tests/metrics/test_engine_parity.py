@@ -44,7 +44,7 @@ from crmlens.metrics import (
     segment_table,
     timeseries,
 )
-from crmlens.metrics.facts import FACTS, derived, derived_tables
+from crmlens.metrics.facts import FACTS, derived, derived_tables, usable_derived
 from crmlens.warehouse import Warehouse
 from crmlens.warehouse.engines import IbisWarehouse, SparkWarehouse, copy_to_spark
 
@@ -100,7 +100,7 @@ def engines(
         shutil.copyfile(loaded.path, tmp / "copy.duckdb")
         with Warehouse(tmp / "copy.duckdb") as copy:
             copy.write_derived(derived_tables(copy))
-            assert derived(copy, FACTS["orders"]) is not None
+            assert set(usable_derived(copy)) == set(derived_tables(copy)) == copy.derived_names()
             yield Engines(loaded, copy)
         return
     if not java_available():

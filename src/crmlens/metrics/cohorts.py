@@ -79,9 +79,7 @@ def active(q: Query) -> Table:
 def first_active(q: Query) -> Table:
     """``period_id`` and ``customer_id`` of the customers whose first completed order ever (within
     the scope's filters, looking before the scope too) falls in each of the query's periods."""
-    history = buyers(q.history("orders", dims=()))
-    first = history.group_by("customer_id").aggregate(first_ts=history.ts.min())
-    return q.tag(first, "first_ts").select("period_id", "customer_id")
+    return q.tag(q.first_orders(dims=()), "ts").select("period_id", "customer_id")
 
 
 def cohort_table(

@@ -25,7 +25,7 @@ from itertools import pairwise
 from weakref import WeakKeyDictionary
 
 import ibis
-from ibis.expr.types import StringValue, Table
+from ibis.expr.types import BooleanValue, StringValue, Table
 
 from crmlens.errors import ConfigError
 from crmlens.metrics.dimensions import AGE_BANDS, DIMENSIONS, OTHER, UNKNOWN, age_band_label
@@ -96,6 +96,17 @@ FACTS: dict[str, Fact] = {f.name: f for f in (
 # fmt: on
 
 
+def done(t: Table) -> BooleanValue:
+    """Whether an orders row is a completed order (not a refund)."""
+    return ~t.is_refund.fill_null(False)
+
+
+def bought(t: Table) -> BooleanValue:
+    """Whether an orders row is a completed order placed by an identified customer (walk-ins have
+    no customer_id)."""
+    return done(t) & t.customer_id.notnull()
+
+
 def fact(name: str) -> Fact:
     """The fact called ``name``; :class:`ConfigError` if unknown."""
     try:
@@ -124,24 +135,38 @@ def table(wh: Warehouse, name: str) -> Table:
     return tables[name]
 
 
+#: The derived table of each customer's first completed order (see :func:`first_orders`).
+FIRST_ORDERS = "derived__first_orders"
+
+
 def derived_tables(wh: Warehouse) -> dict[str, Table]:
-    """The derived table of each fact that declares one, as an expression over the canonical
-    tables: the fact's table with every customer column a dimension reads (``c__<column>``, as
-    :func:`scoped` joins them), ordered by the fact's time. ``crmlens build`` writes them."""
+    """Every derived table, as an expression over the canonical tables (``crmlens build`` writes
+    them):
+
+    - per fact that declares one: the fact's table with every customer column a dimension reads
+      (``c__<column>``, as :func:`scoped` joins them), ordered by the fact's time;
+    - :data:`FIRST_ORDERS`: each customer's first completed order (``customer_id``, ``first_ts``)
+      with the same customer columns, ordered by ``first_ts``.
+    """
     out = {}
     for spec in FACTS.values():
         if spec.derived is not None:
             t = _join_customers(wh, table(wh, spec.table), spec, list(spec.dimensions))
             out[spec.derived] = t.drop("c__key").order_by(spec.time)
+    orders = FACTS["orders"]
+    t = table(wh, orders.table)
+    t = t.filter(bought(t))
+    first = t.group_by("customer_id").aggregate(first_ts=t[orders.time].min())
+    customer_dims = [d for d in orders.dimensions if of_customer("orders", [d])]
+    first = _join_customers(wh, first, orders, customer_dims)
+    out[FIRST_ORDERS] = first.drop("c__key").order_by("first_ts")
     return out
 
 
-def derived(wh: Warehouse, spec: Fact) -> Table | None:
-    """The derived table of ``spec`` when the warehouse has it with exactly the columns and types
-    :func:`derived_tables` gives (one written by another crmlens version is not used), else None.
-    Checked again after every write through ``wh`` (a load drops derived tables)."""
-    if spec.derived is None:
-        return None
+def usable_derived(wh: Warehouse) -> dict[str, Table]:
+    """The derived tables the warehouse has with exactly the columns and types
+    :func:`derived_tables` gives (one written by another crmlens version is not used); checked
+    again after every write through ``wh`` (a load drops derived tables)."""
     generation = getattr(wh, "generation", 0)
     known = _DERIVED.get(wh)
     if known is None or known[0] != generation:
@@ -155,7 +180,30 @@ def derived(wh: Warehouse, spec: Fact) -> Table | None:
                         usable[name] = stored
         known = (generation, usable)
         _DERIVED[wh] = known
-    return known[1].get(spec.derived)
+    return known[1]
+
+
+def derived(wh: Warehouse, spec: Fact) -> Table | None:
+    """The derived table of ``spec`` when the warehouse has a usable one, else None."""
+    return None if spec.derived is None else usable_derived(wh).get(spec.derived)
+
+
+def first_orders(
+    wh: Warehouse,
+    scope: Scope,
+    dims: Sequence[str] = (),
+    relabel: Mapping[str, frozenset[str]] | None = None,
+) -> Table | None:
+    """``customer_id``, ``ts`` (the first completed order's time) and one column per dimension
+    in ``dims``, of each customer the scope allows, read from :data:`FIRST_ORDERS`; None when the
+    table is not usable or a requested or constrained dimension is not an attribute of the
+    customer (a store filter makes the first order *at that store* the one that counts, which
+    only the orders themselves can say)."""
+    copy = usable_derived(wh).get(FIRST_ORDERS)
+    if copy is None or not of_customer("orders", [*dims, *scope.constraints()]):
+        return None
+    t, columns = _slice(copy, FACTS["orders"], scope, dims, relabel, own={})
+    return t.select("customer_id", ts=t.first_ts, **columns)
 
 
 def splits(name: str, scope: Scope, dims: Sequence[str]) -> bool:
@@ -226,7 +274,22 @@ def scoped(
         products = table(wh, "products")
         p = products.select(p__sku=products.sku, p__category=products.category)
         t = t.left_join(p, t[spec.sku_key] == p.p__sku)
-    own = dict(spec.columns)
+    t, columns = _slice(t, spec, scope, dims, relabel, dict(spec.columns))
+    return t.select(*base, ts=t[spec.time].cast("timestamp"), **columns)
+
+
+def _slice(
+    t: Table,
+    spec: Fact,
+    scope: Scope,
+    dims: Sequence[str],
+    relabel: Mapping[str, frozenset[str]] | None,
+    own: dict[str, str],
+) -> tuple[Table, dict[str, StringValue]]:
+    """``t`` (rows of ``spec`` with the columns the dimensions need) keeping the rows whose
+    constrained dimensions have allowed values, and the expression of each dimension in ``dims``
+    on them (to select: one projection keeps the expression shallow)."""
+    constraints = scope.constraints()
     if constraints:
         t = t.filter(
             *[
@@ -238,7 +301,7 @@ def scoped(
     for d, keep in (relabel or {}).items():
         if d in columns:
             columns[d] = ibis.ifelse(columns[d].isin(sorted(keep)), columns[d], OTHER)
-    return t.select(*base, ts=t[spec.time].cast("timestamp"), **columns)
+    return t, columns
 
 
 def _join_customers(wh: Warehouse, t: Table, spec: Fact, wanted: list[str]) -> Table:

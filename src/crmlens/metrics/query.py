@@ -21,8 +21,8 @@ import pyarrow as pa
 from ibis.expr.types import BooleanValue, IntegerValue, Table, Value
 
 from crmlens.metrics.dimensions import OTHER
+from crmlens.metrics.facts import bought, first_orders, scoped, splits, table
 from crmlens.metrics.facts import fact as lookup_fact
-from crmlens.metrics.facts import scoped, splits, table
 from crmlens.metrics.periods import Period
 from crmlens.metrics.scope import NotApplicableError, Scope
 from crmlens.warehouse import Warehouse
@@ -100,29 +100,45 @@ class Query:
     # -- rows -------------------------------------------------------------------------------
     def rows(self, fact: str, window: Window = FLOW, dims: Sequence[str] | None = None) -> Table:
         """Scoped rows of ``fact`` joined to each period whose ``window`` contains their time."""
-        bounds = [window.bounds(p) for p in self.periods]
-        lows = [lo for lo, _ in bounds]
-        highs = [hi for _, hi in bounds]
-        t = scoped(
-            self.wh,
-            fact,
-            self.scope,
-            dims=self.by if dims is None else dims,
-            since=None if None in lows else min(lows),  # type: ignore[type-var]
-            until=None if None in highs else max(highs),  # type: ignore[type-var]
-            relabel=self.relabel,
-        )
-        return self.tag(t, "ts", window)
+        return self.tag(self.history(fact, dims, window), "ts", window)
 
-    def history(self, fact: str, dims: Sequence[str] | None = None) -> Table:
-        """Scoped rows of ``fact`` at any time, not placed in periods (for first orders)."""
+    def history(
+        self, fact: str, dims: Sequence[str] | None = None, within: Window | None = None
+    ) -> Table:
+        """Scoped rows of ``fact``, not placed in periods: at any time, or (``within``) from the
+        earliest to the latest bound of the window over all the query's periods."""
+        since = until = None
+        if within is not None:
+            bounds = [within.bounds(p) for p in self.periods]
+            lows = [lo for lo, _ in bounds]
+            highs = [hi for _, hi in bounds]
+            since = None if None in lows else min(lows)  # type: ignore[type-var]
+            until = None if None in highs else max(highs)  # type: ignore[type-var]
         return scoped(
             self.wh,
             fact,
             self.scope,
             dims=self.by if dims is None else dims,
+            since=since,
+            until=until,
             relabel=self.relabel,
         )
+
+    def first_orders(self, dims: Sequence[str] | None = None) -> Table:
+        """``customer_id``, ``ts`` (when their first completed order was placed, looking before the
+        scope too) and the dimensions ``dims`` (default: the query's), of every customer with one
+        within the scope's filters — with a store filter, the first order at that store.
+
+        Read from the derived table of first orders when it is usable and every dimension asked
+        for or filtered on is an attribute of the customer; else found in the orders.
+        """
+        dims = self.by if dims is None else tuple(dims)
+        copy = first_orders(self.wh, self.scope, dims, self.relabel)
+        if copy is not None:
+            return copy
+        history = self.history("orders", dims)
+        history = history.filter(bought(history))
+        return history.group_by([*dims, "customer_id"]).aggregate(ts=history.ts.min())
 
     def tag(self, t: Table, when: str, window: Window = FLOW) -> Table:
         """``t`` joined to each period whose ``window`` contains its timestamp column ``when``."""

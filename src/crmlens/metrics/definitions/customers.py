@@ -52,13 +52,13 @@ def _churn_rate(q: Query, days: int) -> Table:
 
 
 def _retention(q: Query, days: int) -> Table:
-    history = buyers(q.history("orders"))
+    # a first order in a period is on its first day or later: a return 1 to N days after it
+    history = buyers(q.history("orders", within=Window(("start", 1), ("end", days + 1))))
     who = [*q.by, "customer_id"]
-    first = history.group_by(who).aggregate(first_ts=history.ts.min())
-    cohort = q.tag(first, "first_ts")
+    cohort = q.tag(q.first_orders(), "ts")
     # "1 to N days after the day of the first order" as a time range on the order rows, so the
     # small cohort joins the order rows directly (no distinct over every customer-day of history)
-    day = cohort.first_ts.truncate("D")
+    day = cohort.ts.truncate("D")
     cohort = cohort.select(
         *q.keys,
         "customer_id",

@@ -8,8 +8,9 @@ when it was refunded. ``amount`` is what was paid, after discounts.
 from __future__ import annotations
 
 import ibis
-from ibis.expr.types import BooleanValue, IntegerValue, Table, Value
+from ibis.expr.types import IntegerValue, Table, Value
 
+from crmlens.metrics.facts import bought, done
 from crmlens.metrics.measures import Measure
 from crmlens.metrics.metric import Format, Metric
 from crmlens.metrics.query import TARGET_DIMENSIONS, Query
@@ -17,17 +18,6 @@ from crmlens.metrics.query import TARGET_DIMENSIONS, Query
 _CUSTOMER_DIMS = ("region", "customer_type", "tier")
 #: ``targets.metric`` rows holding revenue targets (revenue and sales target attainment).
 REVENUE_TARGETS = ("revenue",)
-
-
-def done(t: Table) -> BooleanValue:
-    """Whether an orders row is a completed order (not a refund)."""
-    return ~t.is_refund.fill_null(False)
-
-
-def bought(t: Table) -> BooleanValue:
-    """Whether an orders row is a completed order placed by an identified customer (walk-ins have
-    no customer_id)."""
-    return done(t) & t.customer_id.notnull()
 
 
 def completed(t: Table) -> Table:
