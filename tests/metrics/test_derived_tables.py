@@ -8,8 +8,10 @@ is generated once for the module and loaded into a fresh warehouse per test.
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from crmlens.demo import DemoConfig, generate
@@ -24,6 +26,8 @@ from crmlens.metrics.facts import (
     table,
     usable_derived,
 )
+from crmlens.metrics.quality import TABLE_FIGURES, duplicate_keys, quality_report
+from crmlens.schema import data_tables
 from crmlens.warehouse import Warehouse
 
 ORDERS = FACTS["orders"]
@@ -51,7 +55,11 @@ def test_written_tables_are_read_and_give_the_same_value(wh: Warehouse) -> None:
     rows = wh.write_derived(derived_tables(wh))
     orders = table(wh, "orders")
     buyers = wh.execute(orders.filter(bought(orders)).customer_id.nunique())
-    assert rows == {"derived__orders": wh.row_count("orders"), "derived__first_orders": buyers}
+    assert rows == {
+        "derived__orders": wh.row_count("orders"),
+        "derived__first_orders": buyers,
+        TABLE_FIGURES: len(data_tables()),
+    }
     assert set(usable_derived(wh)) == set(rows)
     assert value(wh, "active_customers", YEAR) == before > 0
     # in time order, so that a period's rows are together
@@ -75,7 +83,7 @@ def test_a_failed_load_keeps_them(wh: Warehouse, export: Path, tmp_path: Path) -
     (broken / "shop" / "orders.csv").unlink()
     with pytest.raises(LoadError, match="missing file"):
         load_demo_export(wh, broken)
-    assert set(usable_derived(wh)) == {"derived__orders", "derived__first_orders"}
+    assert set(usable_derived(wh)) == {"derived__orders", "derived__first_orders", TABLE_FIGURES}
 
 
 def test_one_with_other_columns_is_not_used(wh: Warehouse) -> None:
@@ -92,3 +100,22 @@ def test_only_derived_names_are_written(wh: Warehouse) -> None:
         wh.write_derived({"orders": table(wh, "orders")})
     with pytest.raises(WarehouseError, match="not a derived table"):
         wh.derived_table("orders")
+
+
+def test_the_quality_report_reads_the_same_figures_from_them(wh: Warehouse) -> None:
+    """Counted in the tables, or read from the derived table of figures: the same report, a
+    duplicate key and a missing required value planted (the loader lets neither in)."""
+    with wh.transaction() as con:
+        con.execute("INSERT INTO stores SELECT * FROM stores ORDER BY store_id LIMIT 1")
+        con.execute(
+            "UPDATE orders SET store_id = NULL WHERE order_id = (SELECT min(order_id) FROM orders)"
+        )
+    day = date(2022, 1, 1)
+    counted, duplicates = quality_report(wh, as_of=day), duplicate_keys(wh)
+    wh.write_derived(derived_tables(wh))
+    assert TABLE_FIGURES in usable_derived(wh)
+    pd.testing.assert_frame_equal(quality_report(wh, as_of=day), counted)
+    pd.testing.assert_frame_equal(duplicate_keys(wh), duplicates)
+    by_table = counted.set_index("table")
+    assert by_table.loc["stores", "duplicate_keys"] == 1
+    assert by_table.loc["orders", "missing_pct"] > 0

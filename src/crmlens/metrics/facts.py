@@ -25,6 +25,7 @@ from itertools import pairwise
 from weakref import WeakKeyDictionary
 
 import ibis
+import ibis.expr.datatypes as dt
 from ibis.expr.types import BooleanValue, StringValue, Table
 
 from crmlens.errors import ConfigError
@@ -146,7 +147,9 @@ def derived_tables(wh: Warehouse) -> dict[str, Table]:
     - per fact that declares one: the fact's table with every customer column a dimension reads
       (``c__<column>``, as :func:`scoped` joins them), ordered by the fact's time;
     - :data:`FIRST_ORDERS`: each customer's first completed order (``customer_id``, ``first_ts``)
-      with the same customer columns, ordered by ``first_ts``.
+      with the same customer columns, ordered by ``first_ts``;
+    - :data:`crmlens.metrics.quality.TABLE_FIGURES`: what the data-quality report counts in each
+      data table.
     """
     out = {}
     for spec in FACTS.values():
@@ -160,6 +163,10 @@ def derived_tables(wh: Warehouse) -> dict[str, Table]:
     customer_dims = [d for d in orders.dimensions if of_customer("orders", [d])]
     first = _join_customers(wh, first, orders, customer_dims)
     out[FIRST_ORDERS] = first.drop("c__key").order_by("first_ts")
+    # imported here: the quality module reads its derived table through usable_derived
+    from crmlens.metrics.quality import TABLE_FIGURES, figures_table
+
+    out[TABLE_FIGURES] = figures_table(wh)
     return out
 
 
@@ -176,11 +183,23 @@ def usable_derived(wh: Warehouse) -> dict[str, Table]:
             for name, expr in derived_tables(wh).items():
                 if name in present:
                     stored = wh.derived_table(name)
-                    if stored.schema() == expr.schema():
+                    if _same_columns(stored.schema(), expr.schema()):
                         usable[name] = stored
         known = (generation, usable)
         _DERIVED[wh] = known
     return known[1]
+
+
+def _same_columns(stored: ibis.Schema, expected: ibis.Schema) -> bool:
+    """Same column names and types, in order; a stored column may be NULL where the expression's
+    cannot, and timestamps match whatever their stored precision."""
+
+    def plain(dtype: dt.DataType) -> dt.DataType:
+        return dt.Timestamp() if dtype.is_timestamp() else dtype.copy(nullable=True)
+
+    return list(stored.names) == list(expected.names) and all(
+        plain(a) == plain(b) for a, b in zip(stored.types, expected.types, strict=True)
+    )
 
 
 def derived(wh: Warehouse, spec: Fact) -> Table | None:

@@ -5,7 +5,9 @@ Every function builds Ibis expressions over the canonical tables and the two sys
 each figure means is documented in ``docs/quality.md``.
 
 - :func:`quality_report` — one row per data table: rows, missing values, duplicate keys, invalid
-  values, quarantined rows, freshness and the trend over the last loads;
+  values, quarantined rows, freshness and the trend over the last loads (the figures counted in
+  the tables themselves are read from the derived table :data:`TABLE_FIGURES` when ``crmlens
+  build`` wrote it after the last load: at millions of rows counting them takes seconds);
 - :func:`duplicate_keys` — the report's duplicate-key counts alone (its slow part);
 - :func:`load_history` — ``load_log`` per table and load, newest first, the accounting identity
   ``rows_read = rows_loaded + rows_quarantined + rows_merged`` checked on every row;
@@ -24,6 +26,7 @@ from typing import Any
 import ibis
 import pandas as pd
 
+from crmlens.metrics.facts import table, usable_derived
 from crmlens.schema import Table, data_tables
 from crmlens.schema import table as schema_table
 from crmlens.warehouse.engines import ReadableWarehouse
@@ -58,6 +61,8 @@ RECORD_COLUMNS = (
     "original_value", "row_json",
 )  # fmt: skip
 _COUNTS = ("rows_read", "rows_loaded", "rows_quarantined", "rows_merged")
+#: The derived table of the figures :func:`quality_report` counts in each data table.
+TABLE_FIGURES = "derived__table_figures"
 
 
 def quality_report(
@@ -77,9 +82,11 @@ def quality_report(
     as_of = as_of or date.today()
     history = _load_log(wh)
     quarantine = _quarantine_counts(wh)
+    counted = _stored_figures(wh)
     rows = []
     for tbl in data_tables():
-        figures = _table_figures(wh, tbl)
+        stored = None if counted is None else counted[tbl.name]
+        figures = _table_figures(wh, tbl) if stored is None else _figures_of(tbl, stored)
         mine = history[history["table"] == tbl.name]
         last = mine.iloc[0] if len(mine) else None
         last_id = None if last is None else last["load_id"]
@@ -92,7 +99,11 @@ def quality_report(
                 "label_zh": tbl.label_zh,
                 "label_en": tbl.label_en,
                 **{k: v for k, v in figures.items() if k != "latest_time"},
-                "duplicate_keys": _duplicate_keys(wh, tbl) if duplicates else None,
+                "duplicate_keys": None
+                if not duplicates
+                else _duplicate_keys(wh, tbl)
+                if stored is None
+                else int(stored["rows"] - stored["keys"]),
                 "invalid_values": int(
                     mine_q.loc[
                         (mine_q["load_id"] == last_id) & (mine_q["action"] != "rejected"), "n"
@@ -151,10 +162,79 @@ def duplicate_keys(wh: ReadableWarehouse) -> pd.DataFrame:
     """``table`` and ``duplicate_keys`` per data table (schema order): the column
     :func:`quality_report` leaves NULL without ``duplicates``, on its own (the dashboard shows the
     rest of the report first and adds these when they are counted)."""
+    counted = _stored_figures(wh)
     return pd.DataFrame(
-        [(tbl.name, _duplicate_keys(wh, tbl)) for tbl in data_tables()],
+        [
+            (
+                tbl.name,
+                _duplicate_keys(wh, tbl)
+                if counted is None
+                else int(counted[tbl.name]["rows"] - counted[tbl.name]["keys"]),
+            )
+            for tbl in data_tables()
+        ],
         columns=["table", "duplicate_keys"],
     )
+
+
+def figures_table(wh: ReadableWarehouse) -> ibis.Table:
+    """The expression of :data:`TABLE_FIGURES`: one row per data table with ``table``, ``rows``,
+    ``missing_cells`` and ``required_missing`` (NULL values among all, and among the required
+    columns), ``latest`` (the time column's latest value) and ``keys`` (distinct primary keys)."""
+    parts = []
+    for tbl in data_tables():
+        t = table(wh, tbl.name)  # type: ignore[arg-type]
+        cols, required = _figure_columns(tbl)
+        latest = (
+            t[tbl.time_column].max().cast("timestamp")
+            if tbl.time_column
+            else ibis.null("timestamp")
+        )
+        one = t.aggregate(
+            table=ibis.literal(tbl.name),
+            rows=t.count(),
+            missing_cells=_nulls(t, cols),
+            required_missing=_nulls(t, required),
+            latest=latest,
+        )
+        keys = t.select(*tbl.primary_key).distinct().aggregate(keys=ibis._.count())
+        parts.append(one.cross_join(keys))
+    return ibis.union(*parts).order_by("table")
+
+
+def _nulls(t: ibis.Table, cols: list[Any]) -> ibis.Value:
+    """NULL values in the columns ``cols`` of ``t``, all together (0 without columns or rows)."""
+    return sum((t.count(where=t[c.name].isnull()) for c in cols), ibis.literal(0, "int64"))
+
+
+def _stored_figures(wh: ReadableWarehouse) -> dict[str, dict[str, Any]] | None:
+    """:data:`TABLE_FIGURES` by table name when it is usable (a build wrote it after the last
+    load), else None."""
+    copy = usable_derived(wh).get(TABLE_FIGURES)  # type: ignore[arg-type]
+    if copy is None:
+        return None
+    frame = wh.execute(copy)
+    return {r["table"]: r for r in frame.to_dict(orient="records")}
+
+
+def _figures_of(tbl: Table, stored: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_table_figures` from a row of :data:`TABLE_FIGURES`."""
+    cols, required = _figure_columns(tbl)
+    rows, latest = int(stored["rows"]), stored["latest"]
+    return {
+        "rows": rows,
+        "key_missing_pct": _pct(int(stored["required_missing"]), rows * len(required)),
+        "missing_pct": _pct(int(stored["missing_cells"]), rows * len(cols)),
+        "latest_time": None if latest is None or pd.isna(latest) else pd.Timestamp(latest),
+    }
+
+
+def _figure_columns(tbl: Table) -> tuple[list[Any], list[Any]]:
+    """The columns a table's missing values are counted in (audit columns left out), and the
+    required ones among them (not nullable, or part of the key)."""
+    cols = [c for c in tbl.columns if c.name not in AUDIT_COLUMNS]
+    required = [c for c in cols if not c.nullable or c.name in tbl.primary_key]
+    return cols, required
 
 
 def load_history(wh: ReadableWarehouse, limit: int = 50) -> pd.DataFrame:
@@ -261,8 +341,7 @@ def _duplicate_keys(wh: ReadableWarehouse, tbl: Table) -> int:
 def _table_figures(wh: ReadableWarehouse, tbl: Table) -> dict[str, Any]:
     """Rows, missing values and the latest business time of one table (one scan)."""
     t = wh.table(tbl.name)
-    cols = [c for c in tbl.columns if c.name not in AUDIT_COLUMNS]
-    required = [c for c in cols if not c.nullable or c.name in tbl.primary_key]
+    cols, required = _figure_columns(tbl)
     aggs: dict[str, Any] = {"rows": t.count()}
     aggs |= {f"m{i}": t.count(where=t[c.name].isnull()) for i, c in enumerate(cols)}
     if tbl.time_column:
