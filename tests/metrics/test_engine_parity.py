@@ -208,6 +208,35 @@ def test_every_kpi_by_month(engines: Engines, name: str) -> None:
     assert duck["value"].notna().any(), f"{name}: no value in any month, the check proves nothing"
 
 
+@pytest.mark.parametrize(
+    ("grain", "filters"),
+    [("week", {}), ("quarter", {"tier": "白金"}), ("day", {"city": "烟台"})],
+    ids=["week", "quarter_tier", "day_city"],
+)
+def test_customer_kpis_by_grain(engines: Engines, grain: str, filters: dict[str, str]) -> None:
+    """The KPIs that count distinct customers, at grains whose periods are shorter and longer
+    than their 90-day windows (the derived orders count them another way when periods are
+    short), with 环比/同比."""
+    names = [
+        "customers",
+        "purchase_frequency",
+        "active_customers",
+        "churned_customers",
+        "churn_rate",
+        "repurchase_rate",
+        "retention_30d",
+    ]
+    start = date(2021, 10, 1) if grain == "day" else date(2021, 1, 1)
+    scope = Scope(start, date(2021, 12, 31), grain).narrow(**filters)
+    duck, other = both(engines, timeseries, names, scope, compare=True)
+    counts = ("value", "previous", "last_year")
+    for name in names:
+        pick = duck["metric"] == name, other["metric"] == name
+        exact = counts if REGISTRY[name].unit == "count" and REGISTRY[name].additive else ()
+        assert_same(duck[pick[0]], other[pick[1]], keys=["period"], exact=exact, what=name)
+    assert duck["value"].notna().sum() > len(names)
+
+
 def test_seed_overview(engines: Engines) -> None:
     duck, other = both(engines, overview, SEED_OVERVIEW, Scope.parse("2021-11"))
     assert_same(duck, other, keys=["metric"], what="overview")

@@ -138,6 +138,10 @@ def table(wh: Warehouse, name: str) -> Table:
 
 #: The derived table of each customer's first completed order (see :func:`first_orders`).
 FIRST_ORDERS = "derived__first_orders"
+#: Columns of the derived orders: for a completed order of an identified customer (:func:`bought`),
+#: the time of that customer's next and previous such order (NULL for the last and the first, and
+#: on other rows), in the order of time then order_id. See :func:`sequenced`.
+NEXT, PREV = "seq__next_ts", "seq__prev_ts"
 
 
 def derived_tables(wh: Warehouse) -> dict[str, Table]:
@@ -145,7 +149,8 @@ def derived_tables(wh: Warehouse) -> dict[str, Table]:
     them):
 
     - per fact that declares one: the fact's table with every customer column a dimension reads
-      (``c__<column>``, as :func:`scoped` joins them), ordered by the fact's time;
+      (``c__<column>``, as :func:`scoped` joins them), ordered by the fact's time; the orders also
+      with :data:`NEXT` and :data:`PREV`;
     - :data:`FIRST_ORDERS`: each customer's first completed order (``customer_id``, ``first_ts``)
       with the same customer columns, ordered by ``first_ts``;
     - :data:`crmlens.metrics.quality.TABLE_FIGURES`: what the data-quality report counts in each
@@ -155,7 +160,10 @@ def derived_tables(wh: Warehouse) -> dict[str, Table]:
     for spec in FACTS.values():
         if spec.derived is not None:
             t = _join_customers(wh, table(wh, spec.table), spec, list(spec.dimensions))
-            out[spec.derived] = t.drop("c__key").order_by(spec.time)
+            t = t.drop("c__key")
+            if spec.name == "orders":
+                t = _with_neighbours(t, spec.time)
+            out[spec.derived] = t.order_by(spec.time)
     orders = FACTS["orders"]
     t = table(wh, orders.table)
     t = t.filter(bought(t))
@@ -168,6 +176,39 @@ def derived_tables(wh: Warehouse) -> dict[str, Table]:
 
     out[TABLE_FIGURES] = figures_table(wh)
     return out
+
+
+def _with_neighbours(t: Table, time: str) -> Table:
+    """Orders with :data:`NEXT` and :data:`PREV`: the neighbouring completed orders in time of the
+    same customer (completed orders are numbered apart from the other rows)."""
+    is_bought = bought(t)
+    w = ibis.window(group_by=[t.customer_id, is_bought], order_by=[t[time], t.order_id])
+    none = ibis.null("timestamp")
+    return t.mutate(
+        **{
+            NEXT: ibis.ifelse(is_bought, t[time].lead().over(w), none),
+            PREV: ibis.ifelse(is_bought, t[time].lag().over(w), none),
+        }
+    )
+
+
+def sequenced(wh: Warehouse, name: str, scope: Scope, dims: Sequence[str]) -> bool:
+    """Whether :func:`scoped` rows of fact ``name`` carry :data:`NEXT` and :data:`PREV` and these
+    are the neighbours among the rows the scope keeps: the derived orders are used, the rows are
+    not split over categories, and every dimension grouped by or filtered on is an attribute of
+    the customer (so a customer's orders are all kept or none).
+
+    Then the distinct customers with a completed order in ``[lo, hi)`` are the completed orders in
+    it whose next one is not before ``hi`` (each customer's last one there): a count, where a
+    distinct count would hash every customer ID.
+    """
+    copy = derived(wh, fact(name))
+    return (
+        copy is not None
+        and NEXT in copy.columns
+        and not splits(name, scope, dims)
+        and of_customer(name, [*dims, *scope.constraints()])
+    )
 
 
 def usable_derived(wh: Warehouse) -> dict[str, Table]:
@@ -294,7 +335,8 @@ def scoped(
         p = products.select(p__sku=products.sku, p__category=products.category)
         t = t.left_join(p, t[spec.sku_key] == p.p__sku)
     t, columns = _slice(t, spec, scope, dims, relabel, dict(spec.columns))
-    return t.select(*base, ts=t[spec.time].cast("timestamp"), **columns)
+    neighbours = [c for c in (NEXT, PREV) if copy is not None and c in copy.columns]
+    return t.select(*base, *neighbours, ts=t[spec.time].cast("timestamp"), **columns)
 
 
 def _slice(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from functools import cached_property
 from typing import Literal
 
 import ibis
@@ -21,7 +22,7 @@ import pyarrow as pa
 from ibis.expr.types import BooleanValue, IntegerValue, Table, Value
 
 from crmlens.metrics.dimensions import OTHER
-from crmlens.metrics.facts import bought, first_orders, scoped, splits, table
+from crmlens.metrics.facts import NEXT, bought, first_orders, scoped, sequenced, splits, table
 from crmlens.metrics.facts import fact as lookup_fact
 from crmlens.metrics.periods import Period
 from crmlens.metrics.scope import NotApplicableError, Scope
@@ -169,6 +170,23 @@ class Query:
                 )
             )
         return self._windows[window]
+
+    @cached_property
+    def sequenced(self) -> bool:
+        """Whether the query's order rows carry each completed order's neighbours
+        (:func:`crmlens.metrics.facts.sequenced`)."""
+        return sequenced(self.wh, "orders", self.scope, self.by)
+
+    def buyer_count(self, t: Table, until: Value | None = None) -> IntegerValue:
+        """Distinct identified customers with a completed order among ``t``, rows of
+        ``rows("orders", window)`` kept to completed orders of identified customers (by a filter
+        or a measure's condition): when :attr:`sequenced`, a count of each one's last completed
+        order before ``until`` (default: the end of the row's window, ``q__hi``), which hashes
+        nothing; else a distinct count of ``customer_id``."""
+        if not self.sequenced:
+            return t.customer_id.nunique()
+        hi = t.q__hi if until is None else until
+        return t.count(where=bought(t) & (t[NEXT].isnull() | (t[NEXT] >= hi)))
 
     def count_distinct(
         self, t: Table, column: str, fact: str, where: BooleanValue | None = None

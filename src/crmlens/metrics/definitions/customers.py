@@ -41,12 +41,38 @@ def _churn_flags(q: Query, days: int) -> Table:
     return j.select(*keys, churned=ibis.ifelse(j.r__customer_id.isnull(), 1.0, 0.0))
 
 
+def _churn_counts(q: Query, days: int) -> tuple[Table, Table]:
+    """Per period and dimension values: customers who churned, and customers active at the
+    start, each a count of one completed order per customer (for :attr:`Query.sequenced` rows and
+    periods of at most ``days`` days).
+
+    Active at the start: the last order before the first day is in the ``days`` days before it.
+    Churned: the last order before the day after the period is at least ``days`` days before that
+    day, and (the period being no longer than ``days``) so before the first day, in its ``days``
+    days: the customer was active at the start.
+    """
+    before = buyers(q.rows("orders", Window.days_before(days)))
+    base = q.group(before, q.buyer_count(before))
+    quiet = buyers(q.rows("orders", Window(("start", -days), ("end", 1 - days))))
+    churned = q.group(quiet, q.buyer_count(quiet, quiet.q__hi + ibis.interval(days=days)))
+    return churned, base
+
+
+def _short_periods(q: Query, days: int) -> bool:
+    return q.sequenced and all(p.days <= days for p in q.periods)
+
+
 def _churned(q: Query, days: int) -> Table:
+    if _short_periods(q, days):
+        churned, base = _churn_counts(q, days)
+        return q.combine(churned, base, lambda n, d: n)
     flags = _churn_flags(q, days)
     return q.group(flags, flags.churned.sum())
 
 
 def _churn_rate(q: Query, days: int) -> Table:
+    if _short_periods(q, days):
+        return q.ratio(*_churn_counts(q, days))
     flags = _churn_flags(q, days)
     return q.group(flags, flags.churned.mean())
 

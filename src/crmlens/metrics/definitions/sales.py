@@ -10,7 +10,7 @@ from __future__ import annotations
 import ibis
 from ibis.expr.types import IntegerValue, Table, Value
 
-from crmlens.metrics.facts import bought, done
+from crmlens.metrics.facts import NEXT, PREV, bought, done
 from crmlens.metrics.measures import Measure
 from crmlens.metrics.metric import Format, Metric
 from crmlens.metrics.query import TARGET_DIMENSIONS, Query
@@ -35,7 +35,7 @@ def _order_count(q: Query, t: Table) -> IntegerValue:
 
 
 def _customer_count(q: Query, t: Table) -> IntegerValue:
-    return t.customer_id.nunique()
+    return q.buyer_count(t)
 
 
 def _aov(q: Query, t: Table) -> Value:
@@ -60,6 +60,10 @@ buying_customers = Measure("orders", _customer_count, keep=bought, adds_up="cust
 
 def _repurchase_rate(q: Query) -> Table:
     t = buyers(q.rows("orders"))
+    if q.sequenced:
+        # a customer's last order in the period, and whether the one before is in it too
+        last = t[NEXT].isnull() | (t[NEXT] >= t.q__hi)
+        return q.group(t, t.count(where=last & (t[PREV] >= t.q__lo)) / t.count(where=last))
     per = t.group_by([*q.keys, "customer_id"]).aggregate(n=_order_count(q, t))
     return q.group(per, ibis.ifelse(per.n >= 2, 1.0, 0.0).mean())
 
