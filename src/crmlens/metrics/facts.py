@@ -57,6 +57,9 @@ class Fact:
     #: The derived table holding this fact's rows with the customer columns joined, in time
     #: order (see :func:`derived_tables`).
     derived: str | None = None
+    #: The columns of the table the metrics read, when not all (:func:`scoped` returns only
+    #: these: every column more is carried through each join and projection of a query).
+    reads: tuple[str, ...] | None = None
 
     def supports(self, name: str) -> bool:
         """Whether rows of this fact can be filtered and grouped by dimension ``name``."""
@@ -81,7 +84,8 @@ class Fact:
 FACTS: dict[str, Fact] = {f.name: f for f in (
     Fact("orders", "orders", "order_time", "Orders and refunds (refunds are rows with a negative amount, dated when refunded).",
          key="order_id", customer_key="customer_id", store_key="store_id", order_lines=True,
-         columns=(("order_channel", "order_channel"),), derived="derived__orders"),
+         columns=(("order_channel", "order_channel"),), derived="derived__orders",
+         reads=("order_id", "customer_id", "store_id", "order_channel", "amount", "is_refund")),
     Fact("customers", "customers", "signup_date", "Customers, placed in time by their signup.",
          customer_key="customer_id", store_key="home_store_id"),
     Fact("tickets", "service_tickets", "opened_at", "Service tickets, placed in time when opened.",
@@ -296,8 +300,8 @@ def scoped(
 ) -> Table:
     """Rows of fact ``name`` allowed by ``scope``, with dimensions ``dims`` as columns.
 
-    The result has the fact table's columns, ``ts`` (its time column as a timestamp) and one column
-    per dimension in ``dims``. Rows are kept when ``since <= ts < until`` (either bound optional;
+    The result has the fact table's columns (those the metrics read, :attr:`Fact.reads`), ``ts``
+    (its time column as a timestamp) and one column per dimension in ``dims``. Rows are kept when ``since <= ts < until`` (either bound optional;
     the caller picks the window, since some KPIs look back before the scope) and when every
     constrained dimension (filters ∩ row limits) has an allowed value. ``relabel`` maps a dimension
     to the values to keep; other values become :data:`OTHER` (for top-N breakdowns), after
@@ -314,7 +318,7 @@ def scoped(
             f"it supports: {', '.join(spec.dimensions) or 'no dimensions'}"
         )
     t = table(wh, spec.table)
-    base = [c for c in t.columns if c not in dims]
+    base = [c for c in spec.reads or t.columns if c not in dims]
     copy = derived(wh, spec)
     if copy is not None:
         t = copy
@@ -352,12 +356,7 @@ def _slice(
     on them (to select: one projection keeps the expression shallow)."""
     constraints = scope.constraints()
     if constraints:
-        t = t.filter(
-            *[
-                _resolve(t, spec, d, own, scope.end).isin(sorted(allowed))
-                for d, allowed in constraints.items()
-            ]
-        )
+        t = t.filter(*[_allows(t, spec, d, own, scope.end, v) for d, v in constraints.items()])
     columns = {d: _resolve(t, spec, d, own, scope.end) for d in dims}
     for d, keep in (relabel or {}).items():
         if d in columns:
@@ -382,23 +381,44 @@ def _join_customers(wh: Warehouse, t: Table, spec: Fact, wanted: list[str]) -> T
     return t.left_join(c, t[spec.customer_key] == c.c__key)
 
 
-def _resolve(t: Table, spec: Fact, name: str, own: dict[str, str], end: date) -> StringValue:
-    """The expression of dimension ``name`` on the joined rows, NULL replaced by UNKNOWN."""
+def _allows(
+    t: Table, spec: Fact, name: str, own: dict[str, str], end: date, allowed: frozenset[str]
+) -> BooleanValue:
+    """Whether dimension ``name`` has one of the ``allowed`` values on a row. Unless UNKNOWN is
+    allowed, a column holding the value is compared as it is: a missing value is not allowed
+    either way, and a plain comparison reaches the scan (DuckDB then skips row groups and
+    compares dictionary codes), while one behind the NULL replacement is evaluated row by row."""
+    column = _column(t, spec, name, own)
+    if column is not None and UNKNOWN not in allowed:
+        return column.cast("string").isin(sorted(allowed))
+    return _resolve(t, spec, name, own, end).isin(sorted(allowed))
+
+
+def _column(t: Table, spec: Fact, name: str, own: dict[str, str]) -> ibis.Value | None:
+    """The column holding dimension ``name`` on the joined rows; None when it is computed (age
+    bands) or comes from the split over categories."""
     dim = DIMENSIONS[name]
     prefix = "" if spec.table == "customers" else "c__"
     if name in own:
-        value = t[own[name]]
-    elif dim.source == "customer":
-        value = t[f"{prefix}{dim.column}"]
-    elif dim.source == "age":
+        return t[own[name]]
+    if dim.source == "customer":
+        return t[f"{prefix}{dim.column}"]
+    if dim.source == "store":
+        return t[spec.store_key]
+    if dim.source == "product" and not spec.order_lines:
+        return t[f"p__{dim.column}"]
+    return None
+
+
+def _resolve(t: Table, spec: Fact, name: str, own: dict[str, str], end: date) -> StringValue:
+    """The expression of dimension ``name`` on the joined rows, NULL replaced by UNKNOWN."""
+    column = _column(t, spec, name, own)
+    if column is not None:
+        return column.cast("string").fill_null(UNKNOWN)
+    if DIMENSIONS[name].source == "age":
+        prefix = "" if spec.table == "customers" else "c__"
         return _age_band(t[f"{prefix}birth_date"], end)
-    elif dim.source == "store":
-        value = t[spec.store_key]
-    elif spec.order_lines:  # product: already split over the order's categories
-        return t.category
-    else:
-        value = t[f"p__{dim.column}"]
-    return value.cast("string").fill_null(UNKNOWN)
+    return t.category  # product, of orders: already split over the order's categories
 
 
 def _age_band(birth: ibis.Value, end: date) -> StringValue:
