@@ -20,6 +20,7 @@ from crmlens.ingest import load_demo_export
 from crmlens.metrics import Scope, value
 from crmlens.metrics.facts import (
     FACTS,
+    FIRST_ORDERS,
     bought,
     derived,
     derived_tables,
@@ -119,3 +120,26 @@ def test_the_quality_report_reads_the_same_figures_from_them(wh: Warehouse) -> N
     by_table = counted.set_index("table")
     assert by_table.loc["stores", "duplicate_keys"] == 1
     assert by_table.loc["orders", "missing_pct"] > 0
+
+
+def test_retention_counts_a_return_on_the_last_day_of_the_window_only(wh: Warehouse) -> None:
+    """Two new customers, first orders on 2021-03-10: one is back on day 30 (counts for 30-day
+    retention), one just after midnight on day 31 (does not). Read from the derived first orders
+    and from the orders, the same retention."""
+    with wh.transaction() as con:
+        con.execute(
+            "INSERT INTO customers (customer_id, customer_type, city) "
+            "VALUES ('T0000001', '个人', '潍坊'), ('T0000002', '个人', '潍坊')"
+        )
+        con.execute(
+            "INSERT INTO orders (order_id, customer_id, order_time, amount, is_refund) VALUES "
+            "('T1', 'T0000001', TIMESTAMP '2021-03-10 10:00', 10, false), "
+            "('T2', 'T0000001', TIMESTAMP '2021-04-09 23:59', 10, false), "
+            "('T3', 'T0000002', TIMESTAMP '2021-03-10 10:00', 10, false), "
+            "('T4', 'T0000002', TIMESTAMP '2021-04-10 00:01', 10, false)"
+        )
+    march = Scope.parse("2021-03").narrow(city="潍坊")
+    counted = value(wh, "retention_30d", march)
+    wh.write_derived(derived_tables(wh))
+    assert FIRST_ORDERS in usable_derived(wh)
+    assert value(wh, "retention_30d", march) == counted

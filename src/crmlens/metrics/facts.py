@@ -155,8 +155,9 @@ def derived_tables(wh: Warehouse) -> dict[str, Table]:
     - per fact that declares one: the fact's table with every customer column a dimension reads
       (``c__<column>``, as :func:`scoped` joins them), ordered by the fact's time; the orders also
       with :data:`NEXT` and :data:`PREV`;
-    - :data:`FIRST_ORDERS`: each customer's first completed order (``customer_id``, ``first_ts``)
-      with the same customer columns, ordered by ``first_ts``;
+    - :data:`FIRST_ORDERS`: each customer's first completed order (``customer_id``, ``first_ts``),
+      their first completed order on a later day (``return_ts``, NULL if none) and the same
+      customer columns, ordered by ``first_ts``;
     - :data:`crmlens.metrics.quality.TABLE_FIGURES`: what the data-quality report counts in each
       data table.
     """
@@ -172,6 +173,17 @@ def derived_tables(wh: Warehouse) -> dict[str, Table]:
     t = table(wh, orders.table)
     t = t.filter(bought(t))
     first = t.group_by("customer_id").aggregate(first_ts=t[orders.time].min())
+    # the first completed order on a later day (retention asks how soon the customer came back)
+    later = t.select(l__customer=t.customer_id, l__ts=t[orders.time])
+    back = first.join(
+        later,
+        [
+            first.customer_id == later.l__customer,
+            later.l__ts >= first.first_ts.truncate("D") + ibis.interval(days=1),
+        ],
+    )
+    back = back.group_by(r__customer=back.customer_id).aggregate(return_ts=back.l__ts.min())
+    first = first.left_join(back, first.customer_id == back.r__customer).drop("r__customer")
     customer_dims = [d for d in orders.dimensions if of_customer("orders", [d])]
     first = _join_customers(wh, first, orders, customer_dims)
     out[FIRST_ORDERS] = first.drop("c__key").order_by("first_ts")
@@ -258,8 +270,9 @@ def first_orders(
     dims: Sequence[str] = (),
     relabel: Mapping[str, frozenset[str]] | None = None,
 ) -> Table | None:
-    """``customer_id``, ``ts`` (the first completed order's time) and one column per dimension
-    in ``dims``, of each customer the scope allows, read from :data:`FIRST_ORDERS`; None when the
+    """``customer_id``, ``ts`` (the first completed order's time), ``return_ts`` (the first one on
+    a later day, NULL if none) and one column per dimension in ``dims``, of each customer the
+    scope allows, read from :data:`FIRST_ORDERS`; None when the
     table is not usable or a requested or constrained dimension is not an attribute of the
     customer (a store filter makes the first order *at that store* the one that counts, which
     only the orders themselves can say)."""
@@ -267,7 +280,7 @@ def first_orders(
     if copy is None or not of_customer("orders", [*dims, *scope.constraints()]):
         return None
     t, columns = _slice(copy, FACTS["orders"], scope, dims, relabel, own={})
-    return t.select("customer_id", ts=t.first_ts, **columns)
+    return t.select("customer_id", "return_ts", ts=t.first_ts, **columns)
 
 
 def splits(name: str, scope: Scope, dims: Sequence[str]) -> bool:

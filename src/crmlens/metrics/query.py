@@ -131,7 +131,8 @@ class Query:
         within the scope's filters — with a store filter, the first order at that store.
 
         Read from the derived table of first orders when it is usable and every dimension asked
-        for or filtered on is an attribute of the customer; else found in the orders.
+        for or filtered on is an attribute of the customer, with ``return_ts`` then (see
+        :func:`crmlens.metrics.facts.first_orders`); else found in the orders.
         """
         dims = self.by if dims is None else tuple(dims)
         copy = first_orders(self.wh, self.scope, dims, self.relabel)

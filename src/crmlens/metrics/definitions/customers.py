@@ -78,13 +78,16 @@ def _churn_rate(q: Query, days: int) -> Table:
 
 
 def _retention(q: Query, days: int) -> Table:
+    cohort = q.tag(q.first_orders(), "ts")
+    day = cohort.ts.truncate("D")
+    if "return_ts" in cohort.columns:  # the first orders read from their derived table
+        came_back = cohort.return_ts < day + ibis.interval(days=days + 1)
+        return q.group(cohort, cohort.count(where=came_back) / cohort.count())
     # a first order in a period is on its first day or later: a return 1 to N days after it
     history = buyers(q.history("orders", within=Window(("start", 1), ("end", days + 1))))
     who = [*q.by, "customer_id"]
-    cohort = q.tag(q.first_orders(), "ts")
     # "1 to N days after the day of the first order" as a time range on the order rows, so the
     # small cohort joins the order rows directly (no distinct over every customer-day of history)
-    day = cohort.ts.truncate("D")
     cohort = cohort.select(
         *q.keys,
         "customer_id",
