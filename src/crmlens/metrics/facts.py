@@ -10,7 +10,9 @@ A fact may declare a *derived* copy of its table (:func:`derived_tables`, writte
 build``): the orders with every customer attribute a dimension needs beside them, in time order.
 :func:`scoped` reads it when it is present with the expected columns (a load drops it; see
 :mod:`crmlens.warehouse.derived`), which saves the join to ``customers`` and lets a period's scan
-skip the other periods' rows; the rows and columns it returns are the same either way.
+skip the other periods' rows; the rows it returns are the same either way. The derived first
+orders (:func:`first_orders`) and each order's neighbours (:func:`sequenced`) let builders count
+customers instead of hashing their IDs.
 
 Missing dimension values become :data:`~crmlens.metrics.dimensions.UNKNOWN` (a walk-in order has no
 tier), so breakdowns add up to the total and grouping keys are never NULL.
@@ -272,10 +274,9 @@ def first_orders(
 ) -> Table | None:
     """``customer_id``, ``ts`` (the first completed order's time), ``return_ts`` (the first one on
     a later day, NULL if none) and one column per dimension in ``dims``, of each customer the
-    scope allows, read from :data:`FIRST_ORDERS`; None when the
-    table is not usable or a requested or constrained dimension is not an attribute of the
-    customer (a store filter makes the first order *at that store* the one that counts, which
-    only the orders themselves can say)."""
+    scope allows, read from :data:`FIRST_ORDERS`; None when that table is not usable or a
+    requested or constrained dimension is not an attribute of the customer (a store filter makes
+    the first order *at that store* the one that counts, which only the orders can say)."""
     copy = usable_derived(wh).get(FIRST_ORDERS)
     if copy is None or not of_customer("orders", [*dims, *scope.constraints()]):
         return None
@@ -314,8 +315,10 @@ def scoped(
     """Rows of fact ``name`` allowed by ``scope``, with dimensions ``dims`` as columns.
 
     The result has the fact table's columns (those the metrics read, :attr:`Fact.reads`), ``ts``
-    (its time column as a timestamp) and one column per dimension in ``dims``. Rows are kept when ``since <= ts < until`` (either bound optional;
-    the caller picks the window, since some KPIs look back before the scope) and when every
+    (its time column as a timestamp) and one column per dimension in ``dims``; read from the
+    derived orders, also :data:`NEXT` and :data:`PREV`. Rows are kept when ``since <= ts <
+    until`` (either bound optional; the caller picks the window, since some KPIs look back before
+    the scope) and when every
     constrained dimension (filters ∩ row limits) has an allowed value. ``relabel`` maps a dimension
     to the values to keep; other values become :data:`OTHER` (for top-N breakdowns), after
     filtering. :class:`NotApplicableError` if the fact cannot reach a requested or constrained
