@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,27 @@ def test_info_lists_every_table(tmp_path: Path) -> None:
     assert (
         f'"schema_version": {SCHEMA_VERSION}' in result.output and '"app_events"' in result.output
     )
+    assert '"derived": []' in result.output
+
+
+def test_info_lists_the_derived_tables_and_whether_they_are_used(tmp_path: Path) -> None:
+    from crmlens.metrics.facts import derived_tables, table
+    from crmlens.warehouse import Warehouse
+
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).close()
+    result = runner.invoke(app, ["info", "--warehouse", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "derived tables: none" in " ".join(result.output.split())
+    with Warehouse(path) as wh:
+        wh.write_derived(derived_tables(wh))
+        # one written by another version: other columns, so not read
+        wh.write_derived({"derived__orders": table(wh, "orders")})
+    result = runner.invoke(app, ["info", "--warehouse", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    derived = {d["table"]: d["used"] for d in json.loads(result.output)["derived"]}
+    assert derived == {
+        "derived__first_orders": True,
+        "derived__orders": False,
+        "derived__table_figures": True,
+    }

@@ -156,19 +156,26 @@ def info(
     warehouse: WarehouseOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Tables, row counts and date ranges of the warehouse."""
+    """Tables, row counts and date ranges of the warehouse, and its derived tables."""
+    from crmlens.metrics.facts import usable_derived
     from crmlens.warehouse import Warehouse
 
     with Warehouse(warehouse, read_only=True) as wh:
         rows = wh.describe()
         version = wh.schema_version()
         path = wh.path
+        used = usable_derived(wh)
+        derived = [
+            {
+                "table": name,
+                "rows": int(wh.execute(wh.derived_table(name).count())),
+                "used": name in used,
+            }
+            for name in sorted(wh.derived_names())
+        ]
     if as_json:
-        console.print_json(
-            json.dumps(
-                {"warehouse": str(path), "schema_version": version, "tables": rows}, default=str
-            )
-        )
+        payload = {"warehouse": str(path), "schema_version": version, "tables": rows}
+        console.print_json(json.dumps(payload | {"derived": derived}, default=str))
         return
     table = Table(title=f"{path} (schema version {version})", title_justify="left")
     for name in ("table", "rows", "time column", "from", "to"):
@@ -181,6 +188,24 @@ def info(
             str(row.get("min") or ""),
             str(row.get("max") or ""),
         )
+    console.print(table)
+    _print_derived(derived)
+
+
+def _print_derived(derived: list[dict[str, Any]]) -> None:
+    """The derived tables (docs/engines.md), or what to do when there are none."""
+    if not derived:
+        console.print(
+            "派生表 / derived tables: none — `crmlens build` writes them (the dashboard reads "
+            "the canonical tables meanwhile: same numbers, slower at millions of orders)"
+        )
+        return
+    table = Table(title="派生表 / derived tables (written by crmlens build)", title_justify="left")
+    for name in ("table", "rows", "used"):
+        table.add_column(name, justify="right" if name == "rows" else "left")
+    for row in derived:
+        used = "yes" if row["used"] else "no: other columns (run `crmlens build`)"
+        table.add_row(row["table"], f"{row['rows']:,}", used)
     console.print(table)
 
 
