@@ -277,13 +277,15 @@ def churn_drivers(
     """
     s = scored(wh, scope)
     s = s.filter(s.early_warning) if min_risk is None else s.filter(s.churn_risk >= min_risk)
-    # numbers out before grouping: tens of thousands of reason texts become a few hundred
-    s = s.mutate(
-        churn_reasons_zh=s.churn_reasons_zh.re_replace(_NUMBER.pattern, "N"),
-        churn_reasons_en=s.churn_reasons_en.re_replace(_NUMBER.pattern, "N"),
+    # numbers out in the query (tens of thousands of reason texts become a few hundred), on each
+    # distinct text rather than each customer's (at 1M customers 70k texts of 270k customers)
+    texts = s.group_by(["churn_reasons_zh", "churn_reasons_en"]).aggregate(n=s.count())
+    texts = texts.mutate(
+        churn_reasons_zh=texts.churn_reasons_zh.re_replace(_NUMBER.pattern, "N"),
+        churn_reasons_en=texts.churn_reasons_en.re_replace(_NUMBER.pattern, "N"),
     )
     combos = wh.execute(
-        s.group_by(["churn_reasons_zh", "churn_reasons_en"]).aggregate(customers=s.count())
+        texts.group_by(["churn_reasons_zh", "churn_reasons_en"]).aggregate(customers=texts.n.sum())
     )
     columns = ["reason_zh", "reason_en", "customers", "share"]
     if combos.empty:
