@@ -51,6 +51,20 @@ def test_forward_migration_adds_declared_changes_in_order(tmp_path: Path) -> Non
     assert con.execute("SELECT full_name FROM legacy").fetchall() == [("a",)]
 
 
+def test_a_migration_drops_the_derived_tables_and_none_keeps_them(tmp_path: Path) -> None:
+    """Derived tables hold what the canonical tables held when they were written; a migration may
+    change that, so it drops them (``crmlens build`` writes them again)."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    migrate(con, MIGRATIONS)
+    con.execute("CREATE TABLE derived__orders AS SELECT 1 AS x")
+    assert migrate(con, MIGRATIONS) == []  # nothing pending: kept
+    assert "derived__orders" in _tables(con)
+    nxt = SCHEMA_VERSION + 1
+    step = Migration(nxt, "noop", lambda c: None)
+    assert migrate(con, (*MIGRATIONS, step), target=nxt) == [step]
+    assert "derived__orders" not in _tables(con)
+
+
 def test_failed_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     migrate(con, MIGRATIONS)

@@ -18,6 +18,7 @@ import duckdb
 
 from crmlens.errors import WarehouseError
 from crmlens.schema import SCHEMA_VERSION, TABLES, Table
+from crmlens.warehouse.derived import drop_derived
 
 META_TABLE = "_crmlens_meta"
 
@@ -144,6 +145,8 @@ def migrate(
             con.execute(
                 f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('schema_version', ?)", [str(target)]
             )
+            # a migration may change what the canonical tables hold: rebuilt by `crmlens build`
+            drop_derived(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
