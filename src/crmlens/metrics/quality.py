@@ -99,11 +99,7 @@ def quality_report(
                 "label_zh": tbl.label_zh,
                 "label_en": tbl.label_en,
                 **{k: v for k, v in figures.items() if k != "latest_time"},
-                "duplicate_keys": None
-                if not duplicates
-                else _duplicate_keys(wh, tbl)
-                if stored is None
-                else int(stored["rows"] - stored["keys"]),
+                "duplicate_keys": _duplicates(wh, tbl, stored) if duplicates else None,
                 "invalid_values": int(
                     mine_q.loc[
                         (mine_q["load_id"] == last_id) & (mine_q["action"] != "rejected"), "n"
@@ -162,17 +158,9 @@ def duplicate_keys(wh: ReadableWarehouse) -> pd.DataFrame:
     """``table`` and ``duplicate_keys`` per data table (schema order): the column
     :func:`quality_report` leaves NULL without ``duplicates``, on its own (the dashboard shows the
     rest of the report first and adds these when they are counted)."""
-    counted = _stored_figures(wh)
+    counted = _stored_figures(wh) or {}
     return pd.DataFrame(
-        [
-            (
-                tbl.name,
-                _duplicate_keys(wh, tbl)
-                if counted is None
-                else int(counted[tbl.name]["rows"] - counted[tbl.name]["keys"]),
-            )
-            for tbl in data_tables()
-        ],
+        [(tbl.name, _duplicates(wh, tbl, counted.get(tbl.name))) for tbl in data_tables()],
         columns=["table", "duplicate_keys"],
     )
 
@@ -215,6 +203,13 @@ def _stored_figures(wh: ReadableWarehouse) -> dict[str, dict[str, Any]] | None:
         return None
     frame = wh.execute(copy)
     return {r["table"]: r for r in frame.to_dict(orient="records")}
+
+
+def _duplicates(wh: ReadableWarehouse, tbl: Table, stored: dict[str, Any] | None) -> int:
+    """Duplicate keys of one table: from its row of :data:`TABLE_FIGURES`, else counted."""
+    if stored is None:
+        return _duplicate_keys(wh, tbl)
+    return int(stored["rows"] - stored["keys"])
 
 
 def _figures_of(tbl: Table, stored: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from ibis.expr.types import Table as IbisTable
 from crmlens.errors import ConfigError, SchemaError, WarehouseError
 from crmlens.schema import SCHEMA_VERSION, Table
 from crmlens.schema import table as schema_table
-from crmlens.warehouse.derived import is_derived
+from crmlens.warehouse.derived import check_derived
 from crmlens.warehouse.engines import IbisWarehouse
 from crmlens.warehouse.migrations import migrate, quote, stored_version
 
@@ -184,8 +184,7 @@ class Warehouse(IbisWarehouse):
         keeps each period's rows together and a scan skips the row groups outside a period.
         """
         for name in tables:
-            if not is_derived(name):
-                raise WarehouseError(f"{name!r} is not a derived table's name")
+            check_derived(name)
         with self.transaction() as con:
             for name, expr in tables.items():
                 sql = ibis.to_sql(expr, dialect="duckdb")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import duckdb
 
+from crmlens.errors import WarehouseError
+
 #: The name prefix of every derived table.
 PREFIX = "derived__"
 
@@ -27,6 +29,14 @@ def is_derived(name: str) -> bool:
     (True, False)
     """
     return name.startswith(PREFIX)
+
+
+def check_derived(name: str) -> str:
+    """``name`` if it is a derived table's name, else :class:`WarehouseError` (a write or read
+    meant for a derived table must never reach a canonical one)."""
+    if not is_derived(name):
+        raise WarehouseError(f"{name!r} is not a derived table's name")
+    return name
 
 
 def derived_in(con: duckdb.DuckDBPyConnection) -> list[str]:

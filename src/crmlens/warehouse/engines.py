@@ -37,7 +37,7 @@ from ibis.expr.types import Table as IbisTable
 from crmlens.errors import WarehouseError
 from crmlens.schema import TABLES
 from crmlens.schema import table as schema_table
-from crmlens.warehouse.derived import is_derived
+from crmlens.warehouse.derived import check_derived, is_derived
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -132,10 +132,8 @@ class IbisWarehouse:
 
     def derived_table(self, name: str) -> IbisTable:
         """The Ibis table expression of a derived table (:mod:`crmlens.warehouse.derived`)."""
-        if not is_derived(name):
-            raise WarehouseError(f"{name!r} is not a derived table's name")
         with self._read_lock:
-            return self._ibis.table(name, database=self.database)
+            return self._ibis.table(check_derived(name), database=self.database)
 
     def derived_names(self) -> frozenset[str]:
         """The derived tables present (none in a backend the canonical tables were copied to,
