@@ -73,6 +73,7 @@ def test_info_lists_the_derived_tables_and_whether_they_are_used(tmp_path: Path)
     derived = {d["table"]: d["used"] for d in json.loads(result.output)["derived"]}
     assert derived == {
         "derived__first_orders": True,
+        "derived__order_categories": True,
         "derived__orders": False,
         "derived__table_figures": True,
     }

@@ -21,6 +21,7 @@ from crmlens.metrics import Scope, value
 from crmlens.metrics.facts import (
     FACTS,
     FIRST_ORDERS,
+    ORDER_CATEGORIES,
     bought,
     derived,
     derived_tables,
@@ -59,6 +60,7 @@ def test_written_tables_are_read_and_give_the_same_value(wh: Warehouse) -> None:
     assert rows == {
         "derived__orders": wh.row_count("orders"),
         "derived__first_orders": buyers,
+        ORDER_CATEGORIES: _order_categories(wh),
         TABLE_FIGURES: len(data_tables()),
     }
     assert set(usable_derived(wh)) == set(rows)
@@ -66,6 +68,30 @@ def test_written_tables_are_read_and_give_the_same_value(wh: Warehouse) -> None:
     # in time order, so that a period's rows are together
     times = wh.execute(wh.derived_table("derived__orders").order_time)
     assert times.is_monotonic_increasing
+
+
+def _order_categories(wh: Warehouse) -> int:
+    """Distinct (order, category) pairs of the lines of known orders, counted with pandas."""
+    lines = wh.execute(table(wh, "order_lines").select("order_id", "sku"))
+    products = wh.execute(table(wh, "products").select("sku", "category"))
+    orders = set(wh.execute(table(wh, "orders").order_id))
+    pairs = lines.merge(products, on="sku", how="left").fillna({"category": "未知"})
+    pairs = pairs[pairs["order_id"].isin(orders)]
+    return len(pairs.drop_duplicates(["order_id", "category"]))
+
+
+def test_category_shares_add_up_per_order_and_are_in_time_order(wh: Warehouse) -> None:
+    """Each order's shares add up to one; rows in time order (a period's scan skips the rest);
+    a breakdown by category reads them and gives what the lines give."""
+    scope = Scope.parse("2021-04", "2021-06", filters=["store=S01"])
+    before = value(wh, "revenue", scope.narrow(category=["饼干"]))
+    wh.write_derived(derived_tables(wh))
+    shares = wh.execute(wh.derived_table(ORDER_CATEGORIES))
+    sums = shares.groupby("l__order")["l__weight"].sum()
+    assert len(sums) > 100 and ((sums - 1).abs() < 1e-9).all()
+    assert shares["l__ts"].is_monotonic_increasing
+    assert ORDER_CATEGORIES in usable_derived(wh)
+    assert value(wh, "revenue", scope.narrow(category=["饼干"])) == pytest.approx(before, rel=1e-12)
 
 
 def test_a_load_drops_them_and_the_metrics_notice_at_once(wh: Warehouse, export: Path) -> None:
@@ -84,7 +110,7 @@ def test_a_failed_load_keeps_them(wh: Warehouse, export: Path, tmp_path: Path) -
     (broken / "shop" / "orders.csv").unlink()
     with pytest.raises(LoadError, match="missing file"):
         load_demo_export(wh, broken)
-    assert set(usable_derived(wh)) == {"derived__orders", "derived__first_orders", TABLE_FIGURES}
+    assert set(usable_derived(wh)) == set(derived_tables(wh))
 
 
 def test_one_with_other_columns_is_not_used(wh: Warehouse) -> None:

@@ -285,6 +285,15 @@ def test_filtered_breakdown_with_top(engines: Engines) -> None:
     assert_same(duck, other, keys=["age_band"], exact=["orders"], what="category breakdown")
 
 
+def test_breakdown_by_category_of_a_store(engines: Engines) -> None:
+    """The overview's bottom of the drill-down: a store's revenue and customers by category."""
+    scope = Scope.parse("2021-03", "2021-08").narrow(store=["S01"])
+    dims = ["category"]
+    duck, other = both(engines, breakdown, ["revenue", "customers"], scope, dims, top=6)
+    assert_same(duck, other, keys=dims, exact=["customers"], what="store by category")
+    assert len(duck) == 7 and "其他" in set(duck["category"])
+
+
 # -- cohorts and lifecycle ------------------------------------------------------------------
 @pytest.mark.parametrize(
     "options",
