@@ -40,7 +40,7 @@ reach: the customer's attributes and the store.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import partial
 
 import ibis
@@ -53,6 +53,7 @@ from crmlens.metrics.cohorts import active, at_grain, first_active
 from crmlens.metrics.definitions.customers import CHURN_DAYS, churned_customers
 from crmlens.metrics.definitions.sales import buyers
 from crmlens.metrics.evaluate import timeseries
+from crmlens.metrics.facts import NEXT, PREV
 from crmlens.metrics.metric import Metric
 from crmlens.metrics.periods import Grain, Period, add_months, period_label, period_start
 from crmlens.metrics.query import Query
@@ -80,31 +81,7 @@ def lifecycle(wh: Warehouse, scope: Scope, *, grain: Grain | None = None) -> pd.
     day = buckets[0].start - _ONE_DAY
     before = Period(period_label(day, scope.grain), period_start(day, scope.grain), day)
     q = Query(wh, scope, [before, *buckets])
-    now = active(q)
-    now = now.filter(now.period_id >= 1)
-    seen = active(q)
-    # the customers active in the previous period, moved one period on
-    was = seen.select(w__period=seen.period_id + 1, w__customer=seen.customer_id)
-    was = was.filter(was.w__period <= len(buckets))
-    j = now.outer_join(was, [now.period_id == was.w__period, now.customer_id == was.w__customer])
-    j = j.select(
-        period_id=ibis.coalesce(j.period_id, j.w__period),
-        customer_id=ibis.coalesce(j.customer_id, j.w__customer),
-        is_now=j.customer_id.notnull(),
-        was_before=j.w__customer.notnull(),
-    ).view()  # a fresh reference: a projected join chain cannot take further join predicates
-    first = first_active(q)
-    first = first.select(f__period=first.period_id, f__customer=first.customer_id)
-    j = j.left_join(first, [j.period_id == first.f__period, j.customer_id == first.f__customer])
-    status = ibis.cases(
-        (~j.is_now, "dormant"),
-        (j.f__customer.notnull(), "new"),
-        (j.was_before, "returning"),
-        else_="resurrecting",
-    )
-    counts = wh.execute(
-        j.group_by("period_id", status=status).aggregate(customers=j.count())
-    ).set_index(["period_id", "status"])["customers"]
+    counts = _sequenced_statuses(q) if q.sequenced else _joined_statuses(q, len(buckets))
     grid = pd.MultiIndex.from_product([range(1, len(buckets) + 1), STATUSES])
     frame = counts.reindex(grid, fill_value=0).astype("int64").reset_index()
     frame.columns = ["period_id", "status", "customers"]
@@ -137,6 +114,91 @@ def loyal_members(months: int = LOYAL_MONTHS) -> Metric:
         additive=True,
         default_dims=("region", "customer_type", "tier"),
     )
+
+
+def _joined_statuses(q: Query, n: int) -> pd.Series:
+    """Customers per (``period_id``, status) of periods 1..``n``: the active customers of each
+    period (distinct), outer-joined to those of the period before, and to the new ones."""
+    now = active(q)
+    now = now.filter(now.period_id >= 1)
+    seen = active(q)
+    # the customers active in the previous period, moved one period on
+    was = seen.select(w__period=seen.period_id + 1, w__customer=seen.customer_id)
+    was = was.filter(was.w__period <= n)
+    j = now.outer_join(was, [now.period_id == was.w__period, now.customer_id == was.w__customer])
+    j = j.select(
+        period_id=ibis.coalesce(j.period_id, j.w__period),
+        customer_id=ibis.coalesce(j.customer_id, j.w__customer),
+        is_now=j.customer_id.notnull(),
+        was_before=j.w__customer.notnull(),
+    ).view()  # a fresh reference: a projected join chain cannot take further join predicates
+    first = first_active(q)
+    first = first.select(f__period=first.period_id, f__customer=first.customer_id)
+    j = j.left_join(first, [j.period_id == first.f__period, j.customer_id == first.f__customer])
+    status = ibis.cases(
+        (~j.is_now, "dormant"),
+        (j.f__customer.notnull(), "new"),
+        (j.was_before, "returning"),
+        else_="resurrecting",
+    )
+    return q.wh.execute(
+        j.group_by("period_id", status=status).aggregate(customers=j.count())
+    ).set_index(["period_id", "status"])["customers"]
+
+
+def _sequenced_statuses(q: Query) -> pd.Series:
+    """:func:`_joined_statuses` for :attr:`Query.sequenced` rows, by counting orders: no distinct
+    over customers, no join of customer sets.
+
+    Each customer active in period p has one first completed order there (its previous one is
+    before p starts): new if there is no previous one at all, returning if the previous one is in
+    period p - 1, else resurrecting. Each customer active in p - 1 has one last order there, and
+    is dormant in p if their next order is not before p ends.
+    """
+    periods = q.periods
+    around = ibis.memtable(
+        pa.table(
+            {
+                "s__period": pa.array(range(len(periods)), pa.int64()),
+                # the start of the period before (none before period 0: it is not reported)
+                "s__prev_lo": pa.array(
+                    [None, *(_midnight(p.start) for p in periods[:-1])], pa.timestamp("us")
+                ),
+                # the end of the period after (none after the last: its dormant are not reported)
+                "s__next_hi": pa.array(
+                    [*(_midnight(p.end + _ONE_DAY) for p in periods[1:]), None],
+                    pa.timestamp("us"),
+                ),
+            }
+        )
+    )
+    t = buyers(q.rows("orders", dims=()))
+    t = t.join(around, t.period_id == around.s__period)
+    first_here = t[PREV].isnull() | (t[PREV] < t.q__lo)
+    reported = t.period_id >= 1
+    counts = t.group_by("period_id").aggregate(
+        new=t.count(where=reported & t[PREV].isnull()),
+        returning=t.count(where=reported & first_here & (t[PREV] >= t.s__prev_lo)),
+        resurrecting=t.count(where=reported & first_here & (t[PREV] < t.s__prev_lo)),
+        # counted in the period after: gone by its end
+        dormant=t.count(where=t[NEXT].isnull() | (t[NEXT] >= t.s__next_hi)),
+    )
+    frame = q.wh.execute(counts).set_index("period_id")
+    dormant = frame["dormant"].copy()
+    dormant.index = dormant.index + 1
+    out = pd.concat(
+        {
+            "new": frame["new"],
+            "returning": frame["returning"],
+            "resurrecting": frame["resurrecting"],
+            "dormant": dormant[dormant.index < len(periods)],
+        }
+    )
+    return out.swaplevel().rename_axis(["period_id", "status"])
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time())
 
 
 def member_trend(
