@@ -40,7 +40,7 @@ reach: the customer's attributes and the store.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from functools import partial
 
 import ibis
@@ -155,33 +155,15 @@ def _sequenced_statuses(q: Query) -> pd.Series:
     period p - 1, else resurrecting. Each customer active in p - 1 has one last order there, and
     is dormant in p if their next order is not before p ends.
     """
-    periods = q.periods
-    around = ibis.memtable(
-        pa.table(
-            {
-                "s__period": pa.array(range(len(periods)), pa.int64()),
-                # the start of the period before (none before period 0: it is not reported)
-                "s__prev_lo": pa.array(
-                    [None, *(_midnight(p.start) for p in periods[:-1])], pa.timestamp("us")
-                ),
-                # the end of the period after (none after the last: its dormant are not reported)
-                "s__next_hi": pa.array(
-                    [*(_midnight(p.end + _ONE_DAY) for p in periods[1:]), None],
-                    pa.timestamp("us"),
-                ),
-            }
-        )
-    )
     t = buyers(q.rows("orders", dims=()))
-    t = t.join(around, t.period_id == around.s__period)
     first_here = t[PREV].isnull() | (t[PREV] < t.q__lo)
     reported = t.period_id >= 1
     counts = t.group_by("period_id").aggregate(
         new=t.count(where=reported & t[PREV].isnull()),
-        returning=t.count(where=reported & first_here & (t[PREV] >= t.s__prev_lo)),
-        resurrecting=t.count(where=reported & first_here & (t[PREV] < t.s__prev_lo)),
+        returning=t.count(where=reported & first_here & (t[PREV] >= t.q__prev_lo)),
+        resurrecting=t.count(where=reported & first_here & (t[PREV] < t.q__prev_lo)),
         # counted in the period after: gone by its end
-        dormant=t.count(where=t[NEXT].isnull() | (t[NEXT] >= t.s__next_hi)),
+        dormant=t.count(where=t[NEXT].isnull() | (t[NEXT] >= t.q__next_hi)),
     )
     frame = q.wh.execute(counts).set_index("period_id")
     dormant = frame["dormant"].copy()
@@ -191,14 +173,10 @@ def _sequenced_statuses(q: Query) -> pd.Series:
             "new": frame["new"],
             "returning": frame["returning"],
             "resurrecting": frame["resurrecting"],
-            "dormant": dormant[dormant.index < len(periods)],
+            "dormant": dormant[dormant.index < len(q.periods)],
         }
     )
     return out.swaplevel().rename_axis(["period_id", "status"])
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time())
 
 
 def member_trend(

@@ -156,17 +156,24 @@ class Query:
         return t.join(p, predicates) if predicates else t.cross_join(p)
 
     def _bounds(self, window: Window) -> Table:
-        """``period_id``, ``q__lo`` and ``q__hi`` of each period's ``window``: one in-memory table
-        per window and query, shared by its builders (built from Arrow: building it from pandas
-        took a fifth of the time to build a KPI's expression)."""
+        """``period_id``, ``q__lo`` and ``q__hi`` of each period's ``window``, and ``q__prev_lo``
+        and ``q__next_hi``: the lower bound of the period before in the query's list and the upper
+        bound of the one after (NULL at the ends; for builders comparing a row with the
+        neighbouring periods of a series). One in-memory table per window and query, shared by its
+        builders (built from Arrow: building it from pandas took a fifth of the time to build a
+        KPI's expression)."""
         if window not in self._windows:
             bounds = [window.bounds(p) for p in self.periods]
+            lows = [lo for lo, _ in bounds]
+            highs = [hi for _, hi in bounds]
             self._windows[window] = ibis.memtable(
                 pa.table(
                     {
                         "period_id": pa.array(range(len(bounds)), pa.int64()),
-                        "q__lo": pa.array([lo for lo, _ in bounds], pa.timestamp("us")),
-                        "q__hi": pa.array([hi for _, hi in bounds], pa.timestamp("us")),
+                        "q__lo": pa.array(lows, pa.timestamp("us")),
+                        "q__hi": pa.array(highs, pa.timestamp("us")),
+                        "q__prev_lo": pa.array([None, *lows[:-1]], pa.timestamp("us")),
+                        "q__next_hi": pa.array([*highs[1:], None], pa.timestamp("us")),
                     }
                 )
             )
