@@ -33,6 +33,7 @@ from crmlens.warehouse.loading import (
     SourceRows,
     TableMapping,
     anon_salt,
+    load_settings,
     load_source,
     write_load_log,
 )
@@ -111,7 +112,7 @@ def load_sources(
             reader = ExportReader(folder, Path(tmp))
             salt = anon_salt(con)
             ahead = _ReadAhead(reader, specs)
-            with ahead:
+            with ahead, load_settings(con):
                 for done, current in enumerate(specs):
                     if progress:
                         progress(PROGRESS_STEP, done, len(specs))

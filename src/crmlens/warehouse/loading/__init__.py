@@ -29,7 +29,7 @@ from crmlens.warehouse.loading.mapping import (
     TableMapping,
     Unpivot,
 )
-from crmlens.warehouse.loading.run import anon_salt, load_source, write_load_log
+from crmlens.warehouse.loading.run import anon_salt, load_settings, load_source, write_load_log
 from crmlens.warehouse.loading.values import TIMESTAMP_FORMATS, parse_sql
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "TableMapping",
     "Unpivot",
     "anon_salt",
+    "load_settings",
     "load_source",
     "parse_sql",
     "write_load_log",

@@ -70,7 +70,7 @@ def load_source(
     nothing of the warehouse's, and its check table goes to a file (see :mod:`.plan`).
     """
     started, clock = datetime.now(), time.perf_counter()
-    with _load_settings(con):
+    with load_settings(con):
         result = _load(con, rows, mapping, load_id, loaded_at, salt)
     result.seconds = time.perf_counter() - clock
     result.started_at, result.finished_at = started, datetime.now()
@@ -78,11 +78,14 @@ def load_source(
 
 
 @contextmanager
-def _load_settings(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def load_settings(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Keep insertion order and cap DuckDB's memory while loading; restore both settings after.
 
     Row order = file order is what gives each row its line number (DuckDB's default). The cap
     keeps a large load's memory bounded: what the transaction wrote spills to disk beyond it.
+    :func:`load_source` applies it to its source; a load of several sources applies it once
+    around them all (lowering the cap makes DuckDB evict what it holds above it, which took up
+    to 0.4 s per source at 1M customers), and the inner one then changes nothing.
     """
     order, limit = con.execute(
         "SELECT current_setting('preserve_insertion_order'), current_setting('memory_limit')"
