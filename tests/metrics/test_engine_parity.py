@@ -331,7 +331,15 @@ def test_lifecycle(engines: Engines, scope: Scope) -> None:
         assert (duck.loc[duck["status"] == status, "customers"] != 0).any(), status
 
 
-def test_member_trend(engines: Engines) -> None:
-    duck, other = both(engines, member_trend, YEAR)
+@pytest.mark.parametrize(
+    "scope",
+    [YEAR, Scope.parse("2021-10", "2021-12", grain="week", filters=["city=烟台"])],
+    ids=["months", "weeks_city"],
+)
+def test_member_trend(engines: Engines, scope: Scope) -> None:
+    """Loyal members count each customer's last order per window on the derived orders (no
+    distinct): the same members either way, also for week-long periods' overlapping windows."""
+    duck, other = both(engines, member_trend, scope)
     counts = ["new_members", "loyal_members", "churned_members", "members"]
     assert_same(duck, other, keys=["period"], exact=counts, what="member trend")
+    assert (duck["loyal_members"] > 0).all()

@@ -225,7 +225,13 @@ def _loyal(q: Query, months: int) -> Table:
     ids = [distinct.setdefault((w.start, w.end), len(distinct)) for w in windows]
     w = Query(q.wh, q.scope, [Period(f"{a}..{b}", a, b) for a, b in distinct], q.by, q.relabel)
     t = buyers(w.rows("orders"))
-    t = t.select(*q.by, "customer_id", l__window=t.period_id).distinct()
+    if w.sequenced:
+        # each customer's last order in a window (its next one is after it): one row per
+        # customer and window without a distinct over them
+        t = t.filter(t[NEXT].isnull() | (t[NEXT] >= t.q__hi))
+        t = t.select(*q.by, "customer_id", l__window=t.period_id)
+    else:
+        t = t.select(*q.by, "customer_id", l__window=t.period_id).distinct()
     stands_for = ibis.memtable(
         pa.table(
             {
