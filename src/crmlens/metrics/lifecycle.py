@@ -53,7 +53,7 @@ from crmlens.metrics.cohorts import active, at_grain, first_active
 from crmlens.metrics.definitions.customers import CHURN_DAYS, churned_customers
 from crmlens.metrics.definitions.sales import buyers
 from crmlens.metrics.evaluate import timeseries
-from crmlens.metrics.facts import NEXT, PREV
+from crmlens.metrics.facts import PREV
 from crmlens.metrics.metric import Metric
 from crmlens.metrics.periods import Grain, Period, add_months, period_label, period_start
 from crmlens.metrics.query import Query
@@ -163,7 +163,7 @@ def _sequenced_statuses(q: Query) -> pd.Series:
         returning=t.count(where=reported & first_here & (t[PREV] >= t.q__prev_lo)),
         resurrecting=t.count(where=reported & first_here & (t[PREV] < t.q__prev_lo)),
         # counted in the period after: gone by its end
-        dormant=t.count(where=t[NEXT].isnull() | (t[NEXT] >= t.q__next_hi)),
+        dormant=t.count(where=q.last_order(t, t.q__next_hi)),
     )
     frame = q.wh.execute(counts).set_index("period_id")
     dormant = frame["dormant"].copy()
@@ -225,13 +225,7 @@ def _loyal(q: Query, months: int) -> Table:
     ids = [distinct.setdefault((w.start, w.end), len(distinct)) for w in windows]
     w = Query(q.wh, q.scope, [Period(f"{a}..{b}", a, b) for a, b in distinct], q.by, q.relabel)
     t = buyers(w.rows("orders"))
-    if w.sequenced:
-        # each customer's last order in a window (its next one is after it): one row per
-        # customer and window without a distinct over them
-        t = t.filter(t[NEXT].isnull() | (t[NEXT] >= t.q__hi))
-        t = t.select(*q.by, "customer_id", l__window=t.period_id)
-    else:
-        t = t.select(*q.by, "customer_id", l__window=t.period_id).distinct()
+    t = w.customers_in(t.mutate(l__window=t.period_id), [*q.by, "customer_id", "l__window"])
     stands_for = ibis.memtable(
         pa.table(
             {

@@ -193,8 +193,22 @@ class Query:
         nothing; else a distinct count of ``customer_id``."""
         if not self.sequenced:
             return t.customer_id.nunique()
+        return t.count(where=bought(t) & self.last_order(t, until))
+
+    def last_order(self, t: Table, until: Value | None = None) -> BooleanValue:
+        """On :attr:`sequenced` order rows: whether a completed order is its customer's last one
+        before ``until`` (default: the end of the row's window, ``q__hi``), i.e. its next one is
+        not before it. One row per customer and window passes: a count instead of a distinct."""
         hi = t.q__hi if until is None else until
-        return t.count(where=bought(t) & (t[NEXT].isnull() | (t[NEXT] >= hi)))
+        return t[NEXT].isnull() | (t[NEXT] >= hi)
+
+    def customers_in(self, t: Table, keys: Sequence[str]) -> Table:
+        """``keys`` (which name the customer) once per customer with a row among the completed
+        orders ``t`` of each period's window: each one's :meth:`last_order` there when
+        :attr:`sequenced`, else a distinct."""
+        if self.sequenced:
+            return t.filter(self.last_order(t)).select(*keys)
+        return t.select(*keys).distinct()
 
     def count_distinct(
         self, t: Table, column: str, fact: str, where: BooleanValue | None = None

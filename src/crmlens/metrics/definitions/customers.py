@@ -13,7 +13,6 @@ import ibis
 from ibis.expr.types import Table
 
 from crmlens.metrics.definitions.sales import buyers, buying_customers
-from crmlens.metrics.facts import NEXT
 from crmlens.metrics.measures import Measure, row_count
 from crmlens.metrics.metric import Metric
 from crmlens.metrics.query import UP_TO_END, Query, Window
@@ -34,20 +33,11 @@ def _churn_flags(q: Query, days: int) -> Table:
     """Customers active at each period's start, with ``churned`` when they have no completed order
     in the ``days`` days ending on the period's last day."""
     keys = [*q.keys, "customer_id"]
-    base = _customers_in(q, buyers(q.rows("orders", Window.days_before(days))), keys)
-    recent = _customers_in(q, buyers(q.rows("orders", Window.days_ending(days))), keys)
+    base = q.customers_in(buyers(q.rows("orders", Window.days_before(days))), keys)
+    recent = q.customers_in(buyers(q.rows("orders", Window.days_ending(days))), keys)
     recent = recent.rename({f"r__{k}": k for k in keys})
     j = base.left_join(recent, [base[k] == recent[f"r__{k}"] for k in keys])
     return j.select(*keys, churned=ibis.ifelse(j.r__customer_id.isnull(), 1.0, 0.0))
-
-
-def _customers_in(q: Query, t: Table, keys: list[str]) -> Table:
-    """``keys`` once per customer with a row in each period's window, of completed orders ``t``:
-    when :attr:`Query.sequenced`, their last order in it (the next one is after it), which needs
-    no distinct over them."""
-    if q.sequenced:
-        return t.filter(t[NEXT].isnull() | (t[NEXT] >= t.q__hi)).select(*keys)
-    return t.select(*keys).distinct()
 
 
 def _churn_counts(q: Query, days: int) -> tuple[Table, Table]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ibis
 from ibis.expr.types import IntegerValue, Table, Value
 
-from crmlens.metrics.facts import NEXT, PREV, bought, done
+from crmlens.metrics.facts import PREV, bought, done
 from crmlens.metrics.measures import Measure
 from crmlens.metrics.metric import Format, Metric
 from crmlens.metrics.query import TARGET_DIMENSIONS, Query
@@ -62,7 +62,7 @@ def _repurchase_rate(q: Query) -> Table:
     t = buyers(q.rows("orders"))
     if q.sequenced:
         # a customer's last order in the period, and whether the one before is in it too
-        last = t[NEXT].isnull() | (t[NEXT] >= t.q__hi)
+        last = q.last_order(t)
         return q.group(t, t.count(where=last & (t[PREV] >= t.q__lo)) / t.count(where=last))
     per = t.group_by([*q.keys, "customer_id"]).aggregate(n=_order_count(q, t))
     return q.group(per, ibis.ifelse(per.n >= 2, 1.0, 0.0).mean())
