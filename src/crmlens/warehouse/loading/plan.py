@@ -8,9 +8,9 @@ tables would pile up in memory, or be spilled to disk beyond its memory limit; n
 held whole in the process's memory. Nor a stage table written before the load's transaction and
 then renamed to the (empty) target, so that the rows are written once: measured at 1M customers,
 a scan writing DuckDB's own format cost about what writing this file and copying it cost (orders
-5.0-6.7 s against 3.1 + 3.2 s, order lines 6.1-7.9 against 4.3 + 4.5 s) and the whole load was no
-faster (43-46 s either way); nor Arrow batches streamed through Python into the target (order
-lines 12.6-14.6 s). The file is compact (Parquet's encodings), read with all
+5.0-6.7 s against 3.1 + 3.2 s, order lines 6.1-7.9 against 4.3 + 4.5 s) and the whole load was
+slower (three alternating pairs: 44.6-56.2 s against 40.8-47.2 s, CPU 78-100 s against 73-84 s);
+nor Arrow batches streamed through Python into the target (order lines 12.6-14.6 s). The file is compact (Parquet's encodings), read with all
 threads, and gone once the source is loaded. DuckDB keeps insertion order, so the scan's rows are
 written in the file's order (as long as no join sits in the scan, which would reorder them) and
 a row's ``file_row_number`` is its position in the source (``__pos``). Every row carries
