@@ -21,7 +21,9 @@ metrics layer and the model views, the warehouse and JSON. Timed, for every page
   for that view, as for a user exploring).
 
 Reported per page and over all pages: p50 and p95 of each kind (target: p95 < 300 ms per
-interaction). The data-quality page leaves its duplicate-key counts to a second request the browser
+interaction), and where a filter change's time goes on average: running queries in the warehouse
+(``db``: DuckDB's part), compiling Ibis expressions to SQL (``compile``) and everything else
+(``other``: building the expressions, pandas, Dash's layout, JSON and HTTP). The data-quality page leaves its duplicate-key counts to a second request the browser
 sends once the page is shown; that request is timed too (cache cold), as ``deferred_ms``. Every response is checked to be a rendered page without an error banner. Writes
 bench/results/web.json.
 """
@@ -42,6 +44,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import fastapi
+import ibis.backends.sql
 import uvicorn
 
 from bench_metrics import warehouse_file
@@ -95,6 +98,43 @@ def web_copy(cache: Path, customers: int, seed: int) -> tuple[Path, float | None
             wh.write_derived(derived_tables(wh))
             wh.checkpoint()
     return path, built
+
+
+class Split:
+    """Seconds spent in ``Warehouse.execute``/``to_arrow`` (compilation included) and in Ibis'
+    SQL compilation since :meth:`reset`, by wrapping them for this process (requests run one at
+    a time, so what one request spends is what accrues while it runs)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seconds = {"query": 0.0, "compile": 0.0}
+        for cls, name, key in (
+            (Warehouse, "execute", "query"),
+            (Warehouse, "to_arrow", "query"),
+            (ibis.backends.sql.SQLBackend, "compile", "compile"),
+        ):
+            setattr(cls, name, self._timed(getattr(cls, name), key))
+
+    def _timed(self, fn: Any, key: str) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.seconds[key] += time.perf_counter() - start
+
+        return timed
+
+    def reset(self) -> None:
+        with self.lock:
+            self.seconds = dict.fromkeys(self.seconds, 0.0)
+
+    def of(self, total_ms: float) -> dict[str, float]:
+        """The last request's ``db``, ``compile`` and ``other`` milliseconds."""
+        with self.lock:
+            query, compile_ = self.seconds["query"] * 1000, self.seconds["compile"] * 1000
+        return {"db": query - compile_, "compile": compile_, "other": total_ms - query}
 
 
 class Server:
@@ -191,15 +231,22 @@ def main() -> None:
     rounds = max(1, min(args.rounds, len(FILTERS)))
     path, built = web_copy(args.cache, args.customers, args.seed)
     times: dict[str, dict[str, list[float]]] = {}
+    splits: dict[str, dict[str, float]] = {}
     deferred_ms: dict[str, float] = {}
+    split = Split()
     with Warehouse(path, read_only=True) as wh, Server(wh) as srv:
         for name in PAGES:
             query = {"id": "M0000010", "q": "M00000"} if name == "customer" else {}
             srv.cache.clear()
             first = srv.page(name, query)
             warm = [srv.page(name, query) for _ in range(3)]
-            changes = [srv.page(name, {**query, **FILTERS[i]}) for i in range(rounds)]
+            changes, parts = [], []
+            for i in range(rounds):
+                split.reset()
+                changes.append(srv.page(name, {**query, **FILTERS[i]}))
+                parts.append(split.of(changes[-1]))
             times[name] = {"first": [first], "warm": warm, "filter": changes}
+            splits[name] = {k: statistics.fmean(p[k] for p in parts) for k in parts[0]}
             if name == "quality":
                 # the duplicate-key counts the page leaves to a second request, cache cold
                 deferred = srv.quality_tables()
@@ -207,7 +254,9 @@ def main() -> None:
                 deferred_ms["quality_duplicate_keys"] = deferred
             print(
                 f"{name:10s} first {first:8.0f} ms   warm p50 {pct(warm, 0.5):6.0f} ms   "
-                f"filter p50 {pct(changes, 0.5):7.0f} ms  p95 {pct(changes, 0.95):7.0f} ms",
+                f"filter p50 {pct(changes, 0.5):7.0f} ms  p95 {pct(changes, 0.95):7.0f} ms   "
+                + "mean "
+                + "  ".join(f"{k} {v:4.0f}" for k, v in splits[name].items()),
                 flush=True,
             )
     overall = {
@@ -221,6 +270,7 @@ def main() -> None:
         "build_seconds": built,
         "target_p95_ms": TARGET_P95_MS,
         "pages": {name: {k: summary(v) for k, v in kinds.items()} for name, kinds in times.items()},
+        "filter_split_mean_ms": splits,
         "overall": overall,
         "deferred_ms": deferred_ms,
         "meets_target": {k: overall[k]["p95_ms"] < TARGET_P95_MS for k in overall},
