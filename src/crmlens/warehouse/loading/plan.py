@@ -10,10 +10,13 @@ then renamed to the (empty) target, so that the rows are written once: measured 
 a scan writing DuckDB's own format cost about what writing this file and copying it cost (orders
 5.0-6.7 s against 3.1 + 3.2 s, order lines 6.1-7.9 against 4.3 + 4.5 s) and the whole load was
 slower (three alternating pairs: 44.6-56.2 s against 40.8-47.2 s, CPU 78-100 s against 73-84 s);
-nor Arrow batches streamed through Python into the target (order lines 12.6-14.6 s). The file is compact (Parquet's encodings), read with all
-threads, and gone once the source is loaded. DuckDB keeps insertion order, so the scan's rows are
-written in the file's order (as long as no join sits in the scan, which would reorder them) and
-a row's ``file_row_number`` is its position in the source (``__pos``). Every row carries
+nor Arrow batches streamed through Python into the target (order lines 12.6-14.6 s); nor, for
+a clean source, an insert straight from the scan (6.0M app events 9.7-9.9 s, against 4.9-5.6 s
+to write this file and 5.0-5.1 s to insert from it: the insert fed by the CSV reader is slow).
+The file is compact (Parquet's encodings), read with all threads, and gone once the source is
+loaded. DuckDB keeps insertion order, so the scan's rows are written in the file's order (as
+long as no join sits in the scan, which would reorder them) and a row's ``file_row_number`` is
+its position in the source (``__pos``). Every row carries
 ``__reject`` (NULL = load it; n > 0 = rejected by ``rejects[n - 1]``), ``__flags`` (bit b set =
 ``clears[b]`` cleared or inferred a value) and ``__raw`` (the source row as JSON, kept only for
 rows with an issue). Merged duplicates (code 0) and rows failing a reference are few: they go to
