@@ -17,15 +17,17 @@ metrics layer and the model views, the warehouse and JSON. Timed, for every page
 - ``first``: the page's default view with the cache empty (the first visit after a load);
 - ``warm``: the same view again (a revisit, a language switch: answered from the cache);
 - ``filter``: ``--rounds`` filter changes to views not seen before — a city, a tier, a
-  customer type, a grain, a store (the bottom of the drill-down), a date range, in turn — each computed from the warehouse (cache cold
-  for that view, as for a user exploring).
+  customer type, a grain, a store (the bottom of the drill-down), a date range, in turn — each
+  computed from the warehouse (cache cold for that view, as for a user exploring).
 
 Reported per page and over all pages: p50 and p95 of each kind (target: p95 < 300 ms per
-interaction), and where a filter change's time goes on average: running queries in the warehouse
-(``db``: DuckDB's part), compiling Ibis expressions to SQL (``compile``) and everything else
-(``other``: building the expressions, pandas, Dash's layout, JSON and HTTP). The data-quality page leaves its duplicate-key counts to a second request the browser
-sends once the page is shown; that request is timed too (cache cold), as ``deferred_ms``. Every response is checked to be a rendered page without an error banner. Writes
-bench/results/web.json.
+interaction), and where a filter change's time goes on average: the warehouse's ``execute``
+less compilation (``db``: DuckDB, and turning its result into pandas), compiling Ibis
+expressions to SQL (``compile``) and everything else (``other``: building the expressions,
+pandas, Dash's layout, JSON and HTTP). The data-quality page leaves its duplicate-key counts to a
+second request the browser sends once the page is shown; that request is timed too (cache cold),
+as ``deferred_ms``. Every response is checked to be a rendered page without an error banner.
+Writes bench/results/web.json.
 """
 
 from __future__ import annotations
@@ -103,7 +105,8 @@ def web_copy(cache: Path, customers: int, seed: int) -> tuple[Path, float | None
 class Split:
     """Seconds spent in ``Warehouse.execute``/``to_arrow`` (compilation included) and in Ibis'
     SQL compilation since :meth:`reset`, by wrapping them for this process (requests run one at
-    a time, so what one request spends is what accrues while it runs)."""
+    a time, so what one request spends is what accrues while it runs). Construct it once: each
+    instance wraps them again."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
