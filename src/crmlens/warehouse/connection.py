@@ -27,6 +27,7 @@ from crmlens.schema import table as schema_table
 from crmlens.warehouse.derived import check_derived
 from crmlens.warehouse.engines import IbisWarehouse
 from crmlens.warehouse.migrations import migrate, quote, stored_version
+from crmlens.warehouse.templates import reuse_compiled_sql
 
 #: Where the warehouse lives unless told otherwise (``--warehouse`` or ``CRMLENS_WAREHOUSE``).
 DEFAULT_PATH = Path("crmlens.duckdb")
@@ -143,6 +144,7 @@ class Warehouse(IbisWarehouse):
                 cursor = self.raw.cursor()
                 self._cursors.append(cursor)
             backend = ibis.duckdb.from_connection(cursor)
+            reuse_compiled_sql(backend)
             self._readers.backend = backend
         return backend
 

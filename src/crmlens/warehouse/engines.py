@@ -38,6 +38,7 @@ from crmlens.errors import WarehouseError
 from crmlens.schema import TABLES
 from crmlens.schema import table as schema_table
 from crmlens.warehouse.derived import check_derived, is_derived
+from crmlens.warehouse.templates import reuse_compiled_sql
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -84,6 +85,7 @@ class IbisWarehouse:
         self.generation = 0
         if getattr(backend, "name", None) == "pyspark":
             _use_double_literals(backend)
+        reuse_compiled_sql(backend)
 
     @classmethod
     def connect(cls, url: str, **kwargs: Any) -> IbisWarehouse:
