@@ -17,7 +17,7 @@ import pytest
 from crmlens.demo import DemoConfig, generate
 from crmlens.errors import LoadError, WarehouseError
 from crmlens.ingest import load_demo_export
-from crmlens.metrics import Scope, value
+from crmlens.metrics import Scope, compute_many, metrics, value
 from crmlens.metrics.facts import (
     FACTS,
     FIRST_ORDERS,
@@ -78,6 +78,27 @@ def _order_categories(wh: Warehouse) -> int:
     pairs = lines.merge(products, on="sku", how="left").fillna({"category": "未知"})
     pairs = pairs[pairs["order_id"].isin(orders)]
     return len(pairs.drop_duplicates(["order_id", "category"]))
+
+
+def test_the_repurchase_rate_is_fused_with_the_order_measures_when_sequenced(
+    wh: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With each order's neighbours stored, the repurchase rate is one more aggregate over the
+    orders: computed in the same query as revenue and buying customers, with the numbers the
+    per-customer count over the canonical tables gives."""
+    names = ["revenue", "customers", "repurchase_rate"]
+    quarters = Scope.parse("2021-01", "2021-12", "quarter")
+    periods = quarters.periods()
+    plain = compute_many(wh, metrics(names), quarters, periods, ("tier",))
+    wh.write_derived(derived_tables(wh))
+    ran: list[object] = []
+    execute = wh.execute
+    monkeypatch.setattr(wh, "execute", lambda expr: ran.append(expr) or execute(expr))
+    fused = compute_many(wh, metrics(names), quarters, periods, ("tier",))
+    assert len(ran) == 1
+    for name in names:
+        pd.testing.assert_frame_equal(fused[name], plain[name], check_exact=False, rtol=1e-12)
+    assert fused["repurchase_rate"]["value"].between(0, 1).all()
 
 
 def test_category_shares_add_up_per_order_and_are_in_time_order(wh: Warehouse) -> None:

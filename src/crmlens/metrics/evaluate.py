@@ -110,6 +110,7 @@ def compute_many(
             .sort_values(["period_id", *by], ignore_index=True)
             for name, frame in got.items()
         }
+    q = Query(wh, scope, periods, by, relabel)
     batches: dict[object, list[Metric]] = {}
     for m in metrics:
         try:
@@ -119,8 +120,7 @@ def compute_many(
                 raise
             errors[m.name] = exc
             continue
-        batches.setdefault(fusable(m.builder) or m.name, []).append(m)
-    q = Query(wh, scope, periods, by, relabel)
+        batches.setdefault(fusable(m.builder, q) or m.name, []).append(m)
     singles: list[tuple[str, Table]] = []
     together: list[tuple[list[str], Fused]] = []
     for batch in batches.values():

@@ -42,6 +42,10 @@ class Measure:
     ``value`` combines aggregates of the rows (``t.amount.sum() / t.count()``), so that restricting
     each aggregate to the kept rows is the same as filtering the rows first. ``adds_up`` says
     whether the values of groups add up to the total (see :func:`adds_up`).
+
+    A KPI that is one aggregate only for some queries (the repurchase rate, when the order rows
+    carry each order's neighbours, :attr:`Query.sequenced`) sets ``when`` to that condition and
+    ``otherwise`` to its builder for the other queries.
     """
 
     fact: str
@@ -49,9 +53,22 @@ class Measure:
     keep: KeepFn | None = None
     window: Window = FLOW
     adds_up: AddsUp | None = None
+    when: Callable[[Query], bool] | None = None
+    otherwise: Callable[[Query], Table] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.when is None) != (self.otherwise is None):
+            raise ValueError("a measure's `when` and `otherwise` go together")
+
+    def holds(self, q: Query) -> bool:
+        """Whether this is one aggregate for ``q`` (else :attr:`otherwise` builds it)."""
+        return self.when is None or self.when(q)
 
     def __call__(self, q: Query) -> Table:
         """The builder on its own: filter, then aggregate (filters reach the scans this way)."""
+        if not self.holds(q):
+            assert self.otherwise is not None
+            return self.otherwise(q)
         t = q.rows(self.fact, self.window)
         if self.keep is not None:
             t = t.filter(self.keep(t))
@@ -98,9 +115,14 @@ def adds_up(builder: object, scope: Scope, by: Sequence[str]) -> bool:
     return of_customer(builder.fact, by)
 
 
-def fusable(builder: object) -> tuple[str, Window] | None:
-    """The (fact, window) a builder aggregates over when it is a :class:`Measure`, else None."""
-    return (builder.fact, builder.window) if isinstance(builder, Measure) else None
+def fusable(builder: object, q: Query | None = None) -> tuple[str, Window] | None:
+    """The (fact, window) a builder aggregates over when it is a :class:`Measure` (one for query
+    ``q``; without ``q``, one for every query), else None."""
+    if not isinstance(builder, Measure):
+        return None
+    if builder.when is not None and (q is None or not builder.when(q)):
+        return None
+    return (builder.fact, builder.window)
 
 
 def fused(q: Query, measures: Sequence[Measure]) -> Fused:

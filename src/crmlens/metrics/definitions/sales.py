@@ -58,14 +58,28 @@ orders = Measure("orders", _order_count, keep=done, adds_up="rows")
 buying_customers = Measure("orders", _customer_count, keep=bought, adds_up="customers")
 
 
-def _repurchase_rate(q: Query) -> Table:
+def _repurchase_share(q: Query, t: Table) -> Value:
+    # on sequenced rows: each customer's last order in the period, and whether the one before is
+    # in it too (kept to completed orders of identified customers, one last order per buyer)
+    last = q.last_order(t)
+    return t.count(where=last & (t[PREV] >= t.q__lo)) / t.count(where=last).nullif(0)
+
+
+def _repurchase_by_customer(q: Query) -> Table:
     t = buyers(q.rows("orders"))
-    if q.sequenced:
-        # a customer's last order in the period, and whether the one before is in it too
-        last = q.last_order(t)
-        return q.group(t, t.count(where=last & (t[PREV] >= t.q__lo)) / t.count(where=last))
     per = t.group_by([*q.keys, "customer_id"]).aggregate(n=_order_count(q, t))
     return q.group(per, ibis.ifelse(per.n >= 2, 1.0, 0.0).mean())
+
+
+#: Share of buying customers with two or more completed orders: one aggregate over the orders
+#: (fused with the other KPIs over them) when they carry each order's neighbours.
+_repurchase_rate = Measure(
+    "orders",
+    _repurchase_share,
+    keep=bought,
+    when=lambda q: q.sequenced,
+    otherwise=_repurchase_by_customer,
+)
 
 
 def _sales_target_attainment(q: Query) -> Table:
