@@ -219,7 +219,11 @@ def test_a_dropped_backend_is_freed_at_once(tmp_path: Any) -> None:
     try:
         backend = ibis.duckdb.connect(str(tmp_path / "w.duckdb"), read_only=False)
         reuse_compiled_sql(backend)
-        backend.compile(ibis.table({"a": "string"}, name="t").filter(ibis._.a == "x"))
+        backend.create_table("t", pd.DataFrame({"a": ["x", "y"]}))
+        for value in ("x", "y", "z"):  # met, templated, filled in
+            t = backend.table("t")
+            assert backend.execute(t.filter(t.a == value).count()) == (value != "z")
+        del t
         gone = weakref.ref(backend)
         del backend
         assert gone() is None

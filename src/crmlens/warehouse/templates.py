@@ -54,6 +54,7 @@ from typing import Any
 
 import ibis.expr.operations as ops
 import sqlglot as sg
+from ibis.backends import BaseBackend
 from ibis.common.graph import Graph
 from ibis.expr.types import Expr
 from ibis.formats.pyarrow import PyArrowTableProxy
@@ -225,6 +226,9 @@ def _shape(root: ops.Node) -> tuple[Hashable, list[ops.Node]]:
 def _arg_shape(arg: Any, order: dict[ops.Node, int]) -> Hashable:
     if isinstance(arg, ops.Node):
         return order[arg]
+    if isinstance(arg, BaseBackend):
+        # a table's connection is not in its SQL; kept, it would tie the backend to itself
+        return None
     if isinstance(arg, tuple):
         return tuple(_arg_shape(a, order) for a in arg)
     if isinstance(arg, Mapping):
