@@ -29,6 +29,9 @@ from crmlens.metrics import (
 from crmlens.metrics.registry import check_metric
 from crmlens.warehouse import Warehouse
 
+#: The lifecycle module (as an attribute, ``crmlens.metrics.lifecycle`` is the function).
+lifecycle_module = importlib.import_module("crmlens.metrics.lifecycle")
+
 MONTHS = Scope(date(2019, 12, 1), date(2021, 3, 31), "month")
 WEEKS = Scope(date(2020, 11, 30), date(2021, 2, 28), "week")  # across 2020-W53
 DAY = pd.Timedelta(days=1)
@@ -117,9 +120,19 @@ def test_lifecycle_matches_the_oracle(tiny, oracle, scope: Scope, filters: dict)
     [({}, 90, 3), ({"region": "华东"}, 90, 3), ({"store": "S01"}, 45, 2), ({}, 60, 1)],
     ids=str,
 )
+@pytest.mark.parametrize("mask_bits", [62, 0], ids=["bits", "grouped"])
 def test_member_trend_matches_the_oracle(
-    tiny, oracle, scope: Scope, filters: dict, churn_days: int, loyal_months: int
+    tiny,
+    oracle,
+    scope: Scope,
+    filters: dict,
+    churn_days: int,
+    loyal_months: int,
+    mask_bits: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # loyal members by each customer's windows as bits, and (too many windows) grouped
+    monkeypatch.setattr(lifecycle_module, "_MASK_BITS", mask_bits)
     got = member_trend(
         tiny.wh, scope.narrow(**filters), churn_days=churn_days, loyal_months=loyal_months
     )

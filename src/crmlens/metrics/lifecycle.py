@@ -217,7 +217,9 @@ def _loyal(q: Query, months: int) -> Table:
     Windows with the same days are read once: at month grain window ``j`` of a month is window
     ``j - 1`` of the month after, so a year's 36 windows are 14 months, and each order row is
     joined to one window instead of three. Each distinct window then counts for every (period,
-    position) it stands for.
+    position) it stands for: with at most :data:`_MASK_BITS` distinct windows, as a bit of each
+    customer's mask that a period needs; else by joining the windows to the periods and
+    counting each customer's per period.
     """
     n = len(q.periods)
     windows = [_month_window(p, j) for j in range(months) for p in q.periods]
@@ -226,6 +228,37 @@ def _loyal(q: Query, months: int) -> Table:
     w = Query(q.wh, q.scope, [Period(f"{a}..{b}", a, b) for a, b in distinct], q.by, q.relabel)
     t = buyers(w.rows("orders"))
     t = w.customers_in(t.mutate(l__window=t.period_id), [*q.by, "customer_id", "l__window"])
+    if len(distinct) <= _MASK_BITS:
+        # each customer's windows as the bits of one integer, tested against each period's
+        # windows: grouping by customer instead of by period and customer (whose groups are
+        # as many as the rows) took 131-166 ms instead of 401 at 1M customers. The bits come
+        # from a table (a literal 1 shifted would be a 32-bit integer in Spark SQL).
+        bits = ibis.memtable(
+            pa.table(
+                {
+                    "l__id": pa.array(range(len(distinct)), pa.int64()),
+                    "l__bit": pa.array([1 << k for k in range(len(distinct))], pa.int64()),
+                }
+            )
+        )
+        t = t.join(bits, t.l__window == bits.l__id)
+        # a customer's window is one row here: the sum of the bits is their OR (which Spark's
+        # Ibis compiler lacks)
+        per = t.group_by([*q.by, "customer_id"]).aggregate(l__mask=t.l__bit.sum())
+        needs = [0] * n
+        for k, window in enumerate(ids):
+            needs[k % n] |= 1 << window
+        need = ibis.memtable(
+            pa.table(
+                {
+                    "period_id": pa.array(range(n), pa.int64()),
+                    "l__need": pa.array(needs, pa.int64()),
+                }
+            )
+        )
+        j = per.cross_join(need)
+        loyal = j.filter((j.l__mask & j.l__need) == j.l__need)
+        return q.group(loyal, loyal.count())
     stands_for = ibis.memtable(
         pa.table(
             {
@@ -238,6 +271,11 @@ def _loyal(q: Query, months: int) -> Table:
     per = t.group_by([*q.keys, "customer_id"]).aggregate(windows=t.count())
     loyal = per.filter(per.windows == months)
     return q.group(loyal, loyal.count())
+
+
+#: Distinct windows up to which :func:`_loyal` keeps each customer's as the bits of an integer
+#: (a signed 64-bit one: Spark has no unsigned integers).
+_MASK_BITS = 62
 
 
 def _month_window(p: Period, j: int) -> Period:
