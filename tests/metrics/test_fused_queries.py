@@ -132,3 +132,15 @@ def test_completed_orders_are_counted_distinct_only_when_split(tiny: Any) -> Non
     assert "DISTINCT" not in sql(YEAR, ("region",))
     assert "COUNT(DISTINCT" in sql(YEAR, ("category",))
     assert "COUNT(DISTINCT" in sql(YEAR.narrow(category=["零食", "饮料"]), ())
+
+
+def test_a_conditional_measure_is_fused_only_for_the_queries_it_holds_for(tiny: Any) -> None:
+    from crmlens.errors import ConfigError
+    from crmlens.metrics.measures import fusable, row_count
+
+    with pytest.raises(ConfigError, match="go together"):
+        Measure("orders", row_count, when=lambda q: True)
+    odd = Measure("orders", row_count, when=lambda q: len(q.periods) > 1, otherwise=row_count)
+    one, two = (Query(tiny.wh, YEAR, YEAR.periods()[:n]) for n in (1, 2))
+    assert fusable(odd, two) == ("orders", odd.window)
+    assert fusable(odd, one) is None and fusable(odd) is None  # without a query: not known

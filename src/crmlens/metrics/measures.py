@@ -21,6 +21,7 @@ import ibis.expr.operations as ops
 import pandas as pd
 from ibis.expr.types import BooleanValue, IntegerValue, Table, Value
 
+from crmlens.errors import ConfigError
 from crmlens.metrics.facts import of_customer, splits
 from crmlens.metrics.query import FLOW, Query, Window
 from crmlens.metrics.scope import Scope
@@ -58,7 +59,7 @@ class Measure:
 
     def __post_init__(self) -> None:
         if (self.when is None) != (self.otherwise is None):
-            raise ValueError("a measure's `when` and `otherwise` go together")
+            raise ConfigError("a measure's `when` and `otherwise` go together")
 
     def holds(self, q: Query) -> bool:
         """Whether this is one aggregate for ``q`` (else :attr:`otherwise` builds it)."""

@@ -128,11 +128,9 @@ class SqlTemplates:
             if pieces is not None and _fill(pieces, known.rendered) != known.sql:
                 pieces = None  # the SQL depends on a value otherwise than through its rendering
             self._remember(shape, pieces)
-            return (
-                self._full_compile(table)
-                if pieces is None
-                else (_fill(pieces, [self._render(v) for v in values]))
-            )
+            if pieces is None:
+                return self._full_compile(table)
+            return _fill(pieces, [self._render(v) for v in values])
         sql = self._full_compile(table)
         self._remember(shape, _FirstSight(sql, [self._render(v) for v in values]))
         return sql
