@@ -29,8 +29,8 @@ metrics layer and the model views, the warehouse and JSON. Timed, for every page
 Reported per page and over all pages: p50 and p95 of each kind (target: p95 < 300 ms per
 interaction), and where a filter change's time goes on average: the warehouse's ``execute``
 less compilation (``db``: DuckDB, and turning its result into pandas), compiling Ibis
-expressions to SQL (``compile``: in full, or from a template) and everything else (``other``: building the expressions,
-pandas, Dash's layout, JSON and HTTP). The data-quality page leaves its duplicate-key counts to a
+expressions to SQL (``compile``: in full, or from a template) and everything else (``other``:
+building the expressions, pandas, Dash's layout, JSON and HTTP). The data-quality page leaves its duplicate-key counts to a
 second request the browser sends once the page is shown; that request is timed too (cache cold),
 as ``deferred_ms``. Every response is checked to be a rendered page without an error banner.
 Writes bench/results/web.json.
@@ -127,8 +127,9 @@ def web_copy(cache: Path, customers: int, seed: int) -> tuple[Path, float | None
 
 
 class Split:
-    """Seconds spent in ``Warehouse.execute``/``to_arrow`` (compilation included) and in Ibis'
-    SQL compilation since :meth:`reset`, by wrapping them for this process (requests run one at
+    """Seconds spent in ``Warehouse.execute``/``to_arrow`` (compilation included) and in
+    compiling to SQL (:class:`SqlTemplates`, through which every warehouse compiles: in full or
+    from a template) since :meth:`reset`, by wrapping them for this process (requests run one at
     a time, so what one request spends is what accrues while it runs). Construct it once: each
     instance wraps them again."""
 

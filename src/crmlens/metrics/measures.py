@@ -121,7 +121,7 @@ def fusable(builder: object, q: Query | None = None) -> tuple[str, Window] | Non
     ``q``; without ``q``, one for every query), else None."""
     if not isinstance(builder, Measure):
         return None
-    if builder.when is not None and (q is None or not builder.when(q)):
+    if builder.when is not None and (q is None or not builder.holds(q)):
         return None
     return (builder.fact, builder.window)
 
