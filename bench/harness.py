@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,12 @@ class Bench:
         )
         self.results[name] = result
         return result
+
+    def compare(self, name: str, result: StepResult, baseline: str) -> StepResult:
+        """Report ``result`` again, as a ratio against another baseline (no target)."""
+        again = replace(result, name=name, baseline=baseline, target_ratio=None)
+        self.results[name] = again
+        return again
 
     def ratio(self, result: StepResult) -> float | None:
         if result.baseline is None:

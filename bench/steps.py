@@ -38,14 +38,20 @@ def baseline_load(args: argparse.Namespace) -> dict[str, Any]:
 
     DuckDB reads UTF-8 (with or without BOM) itself; other encodings need an extension download, so
     the baseline transcodes those in Python first, as cheaply as possible. Excel goes through
-    python-calamine, the same reader crmlens uses.
+    python-calamine, the same reader crmlens uses. The file is in DuckDB's default storage format,
+    or with ``--storage-version=crmlens`` in the one crmlens writes its warehouse in.
     """
     import duckdb
     import pyarrow as pa
     from python_calamine import CalamineWorkbook
 
     manifest = json.loads((args.data / "manifest.json").read_text(encoding="utf-8"))
-    con = duckdb.connect(str(args.warehouse))
+    config: dict[str, str] = {}
+    if args.storage_version == "crmlens":  # the format crmlens writes its warehouse in
+        from crmlens.warehouse.connection import STORAGE_VERSION
+
+        config["storage_compatibility_version"] = STORAGE_VERSION
+    con = duckdb.connect(str(args.warehouse), config=config)
     rows = 0
     with tempfile.TemporaryDirectory() as tmp:
         for i, (rel, info) in enumerate(sorted(manifest["files"].items())):
@@ -103,6 +109,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--data", type=Path)
     parser.add_argument("--warehouse", type=Path)
+    parser.add_argument(
+        "--storage-version",
+        default="duckdb",
+        choices=["duckdb", "crmlens"],
+        help="baseline-load: the file's storage format, DuckDB's default or crmlens's",
+    )
     args = parser.parse_args()
     if args.warehouse is not None and args.warehouse.exists():
         args.warehouse.unlink()

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import duckdb
@@ -6,6 +7,7 @@ import pytest
 from crmlens.errors import ConfigError, WarehouseError
 from crmlens.schema import SCHEMA_VERSION, TABLES
 from crmlens.warehouse import MIGRATIONS, Migration, Warehouse, migrate
+from crmlens.warehouse.connection import STORAGE_VERSION
 from crmlens.warehouse.migrations import sync_tables
 
 
@@ -22,6 +24,43 @@ def test_new_warehouse_has_every_table_and_the_current_version(tmp_path: Path) -
         for name, tbl in TABLES.items():
             assert list(wh.table(name).schema().names) == list(tbl.column_names)
         assert all(row["rows"] == 0 for row in wh.describe())
+
+
+def _storage_version(wh: Warehouse) -> str:
+    row = wh.raw.execute(
+        "SELECT tags FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    assert row is not None
+    return str(row[0]["storage_version"])
+
+
+def test_a_new_warehouse_is_written_in_the_format_of_the_oldest_duckdb_crmlens_runs_on(
+    tmp_path: Path,
+) -> None:
+    """Not DuckDB's default format (0.10.2): the newer one is cheaper to write and to read, and
+    every DuckDB that crmlens installs with (``duckdb>=`` in pyproject.toml) reads it."""
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text(encoding="utf-8")
+    oldest = re.search(r'"duckdb>=([\d.]+)', pyproject)
+    assert oldest is not None
+    parts = [*oldest[1].split("."), "0", "0"][:3]
+    assert f"v{'.'.join(parts)}" == STORAGE_VERSION
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        assert _storage_version(wh) == f"{STORAGE_VERSION}+"
+    with Warehouse(tmp_path / "w.duckdb", read_only=True) as wh:
+        assert _storage_version(wh) == f"{STORAGE_VERSION}+"
+        assert wh.schema_version() == SCHEMA_VERSION
+
+
+def test_a_warehouse_made_in_duckdbs_default_format_keeps_it_and_still_loads(
+    tmp_path: Path,
+) -> None:
+    duckdb.connect(str(tmp_path / "w.duckdb")).close()  # as an older crmlens made it
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        assert _storage_version(wh) == "v1.0.0+"
+        with wh.transaction() as con:
+            con.execute("INSERT INTO stores (store_id, store_name) VALUES ('S1', '一店')")
+    with Warehouse(tmp_path / "w.duckdb", read_only=True) as wh:
+        assert wh.row_count("stores") == 1
 
 
 def test_reopening_applies_no_migration(tmp_path: Path) -> None:

@@ -31,6 +31,12 @@ from crmlens.warehouse.templates import reuse_compiled_sql
 
 #: Where the warehouse lives unless told otherwise (``--warehouse`` or ``CRMLENS_WAREHOUSE``).
 DEFAULT_PATH = Path("crmlens.duckdb")
+#: The storage format a new warehouse file is written in: that of the oldest DuckDB crmlens runs on
+#: (``duckdb>=1.4``), not DuckDB's default (0.10.2, readable by any 1.x). Its compression is
+#: cheaper to write and to read: at 1M customers, the load's inserts took 29.3-32.2 CPU seconds
+#: against 33.2-43.1 (three alternating runs), a join of the order lines to their orders 591 ms
+#: against 788, for a file 3.5 % larger. A file keeps the format it was created in.
+STORAGE_VERSION = "v1.4.0"
 
 
 def _open_failure(exc: duckdb.Error, read_only: bool) -> str:
@@ -78,7 +84,11 @@ class Warehouse(IbisWarehouse):
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            backend = ibis.duckdb.connect(str(self.path), read_only=read_only)
+            backend = ibis.duckdb.connect(
+                str(self.path),
+                read_only=read_only,
+                storage_compatibility_version=STORAGE_VERSION,
+            )
         except duckdb.Error as exc:
             raise WarehouseError(f"{self.path}: {_open_failure(exc, read_only)}") from exc
         super().__init__(backend, owns_backend=True)
