@@ -117,3 +117,19 @@ def test_a_row_of_the_file_that_was_rejected_is_quarantined_not_missing(loaded) 
 )
 def test_the_value_rules_restated_in_python(kind: str, text: str, expected: object) -> None:
     assert normalise(kind, text) == expected
+
+
+def test_a_blank_line_before_rejected_rows_changes_nothing(tmp_path: Path) -> None:
+    """The loader and the re-read both number physical lines, blank ones included."""
+    export = make_export(tmp_path / "export")
+    orders = export / "shop/orders.csv"
+    lines = orders.read_text(encoding="utf-8").splitlines(keepends=True)
+    orders.write_text("".join([*lines[:2], "\n", *lines[2:]]), encoding="utf-8")
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        load_demo_export(wh, export)
+        got = wh.raw.execute(
+            "SELECT line_no FROM quarantine WHERE rule = 'negative_amount_not_refund'"
+        ).fetchall()
+        assert got == [(7,)]  # O0005, on line 6 before the blank line
+        result = reconcile(wh, export, _spec("shop/orders.csv"), fraction=1.0)
+        assert result.ok and result.sources[0].quarantined == 3
