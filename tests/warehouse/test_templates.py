@@ -229,3 +229,25 @@ def test_a_dropped_backend_is_freed_at_once(tmp_path: Any) -> None:
         assert gone() is None
     finally:
         gc.enable()
+
+
+def test_a_value_written_as_a_keyword_is_kept_in_the_template(con: Any) -> None:
+    """The unit of a date difference is a string literal that Ibis writes as a keyword, so its
+    sentinel never appears: the template keeps it as it is and serves only that unit, while the
+    city is still filled in. Before, the whole shape was compiled in full every time."""
+    templates = _templated(con)
+    t = con.table("orders")
+
+    def span(city: str, unit: str) -> Expr:
+        f = t.filter(t.city == city)
+        return f.aggregate(n=f.ts.max().delta(f.ts.min(), unit=unit))
+
+    asked = [("烟台", "day"), ("青岛", "day"), ("济南", "day"), ("烟台", "hour"), ("烟台", "day")]
+    for city, unit in asked:
+        expr = span(city, unit)
+        assert templates.compile(expr) == _full(con, expr)
+    # 烟台/day and 青岛/day make the template (unit kept), 济南/day fills it in; another unit
+    # is compiled in full, and the template still serves the first
+    assert (templates.misses, templates.hits) == (3, 2)
+    got = con.execute(span("烟台", "hour")).iloc[0]["n"]
+    assert got == (datetime(2021, 3, 1) - datetime(2021, 1, 5, 10)).total_seconds() // 3600

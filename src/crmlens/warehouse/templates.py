@@ -18,8 +18,10 @@ fills the values in afterwards:
    are the shape's template only if, filled with the first sight's values, they give exactly
    the first sight's SQL: two compiles with different values agree that the SQL depends on each
    value through its rendering alone (a value Ibis also wrote in another form, e.g. folded into
-   a pattern, makes them differ); otherwise the shape is compiled in full every time. So a shape
-   costs one compile per sight until it has a template, and none after.
+   a pattern, makes them differ); otherwise the shape is compiled in full every time. A value
+   whose sentinel does not appear at all (the unit of a date difference, which Ibis writes as a
+   keyword) is kept as it is instead: the template then serves only expressions with that value
+   there. So a shape costs one compile per sight until it has a template, and none after.
 3. The SQL of an expression with a known shape is the pieces joined with its own values, each
    rendered by the compiler's own literal rule (quotes escaped by it, exactly as in a full
    compile) or, for a table, as its quoted name.
@@ -68,6 +70,19 @@ MAX_VALUES = 500
 
 
 @dataclass(frozen=True)
+class _Template:
+    """A shape's SQL pieces, and the values it was compiled with rather than cut at: their
+    positions and renderings, which an expression must have for the pieces to be its SQL."""
+
+    pieces: Pieces
+    kept: tuple[tuple[int, str], ...] = ()
+
+    def fits(self, rendered: list[str]) -> bool:
+        """Whether values rendered so have the kept values where the template has them."""
+        return all(rendered[i] == r for i, r in self.kept)
+
+
+@dataclass(frozen=True)
 class _FirstSight:
     """A shape met once: the SQL compiled for it then, and its values as written in it."""
 
@@ -97,7 +112,7 @@ class SqlTemplates:
         self._bound = hasattr(compile_, "__func__")
         self.maxsize = maxsize
         #: shape → its pieces; None if it cannot have any; what it was at its first sight
-        self._shapes: OrderedDict[Hashable, Pieces | _FirstSight | None] = OrderedDict()
+        self._shapes: OrderedDict[Hashable, _Template | _FirstSight | None] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -115,40 +130,56 @@ class SqlTemplates:
             known = self._shapes.get(shape, _UNKNOWN)
             if known is not _UNKNOWN:
                 self._shapes.move_to_end(shape)
-            if isinstance(known, tuple):
+        rendered = [self._render(v) for v in values]
+        hit = isinstance(known, _Template) and known.fits(rendered)
+        with self._lock:
+            if hit:
                 self.hits += 1
             else:
                 self.misses += 1
-        if isinstance(known, tuple):
-            return _fill(known, [self._render(v) for v in values])
+        if isinstance(known, _Template):
+            return _fill(known.pieces, rendered) if hit else self._full_compile(table)
         if known is None:
             return self._full_compile(table)
         if isinstance(known, _FirstSight):
-            pieces = self._cut(root, values)
-            if pieces is not None and _fill(pieces, known.rendered) != known.sql:
-                pieces = None  # the SQL depends on a value otherwise than through its rendering
-            self._remember(shape, pieces)
-            if pieces is None:
+            template = self._cut(root, values)
+            if template is not None and not template.fits(known.rendered):
+                # a kept value differs from the first sight's: met again, with this one first
+                sql = self._full_compile(table)
+                self._remember(shape, _FirstSight(sql, rendered))
+                return sql
+            if template is not None and _fill(template.pieces, known.rendered) != known.sql:
+                template = None  # the SQL depends on a value otherwise than through its rendering
+            self._remember(shape, template)
+            if template is None:
                 return self._full_compile(table)
-            return _fill(pieces, [self._render(v) for v in values])
+            return _fill(template.pieces, rendered)
         sql = self._full_compile(table)
-        self._remember(shape, _FirstSight(sql, [self._render(v) for v in values]))
+        self._remember(shape, _FirstSight(sql, rendered))
         return sql
 
-    def _remember(self, shape: Hashable, what: Pieces | _FirstSight | None) -> None:
+    def _remember(self, shape: Hashable, what: _Template | _FirstSight | None) -> None:
         with self._lock:
             self._shapes[shape] = what
             while len(self._shapes) > self.maxsize:
                 self._shapes.popitem(last=False)
 
-    def _cut(self, root: ops.Node, values: list[ops.Node]) -> Pieces | None:
-        """``root`` compiled with its values' sentinels, cut at their renderings; None if one
-        of them does not appear as itself."""
+    def _cut(self, root: ops.Node, values: list[ops.Node]) -> _Template | None:
+        """``root`` compiled with its values' sentinels, cut at their renderings; the values
+        whose sentinels do not appear at all compiled as they are (kept). None if a sentinel
+        does not appear as itself wherever its value shapes the SQL."""
         stand_ins = _stand_ins(values)
         sql = self._full_compile(root.replace(stand_ins).to_expr())
-        if not values:
-            return (sql,)
         rendered = {self._render(s): i for i, s in enumerate(stand_ins.values())}
+        kept = sorted(i for r, i in rendered.items() if r not in sql)
+        if kept:
+            keep = {values[i] for i in kept}
+            stand_ins = {node: s for node, s in stand_ins.items() if node not in keep}
+            sql = self._full_compile(root.replace(stand_ins).to_expr())
+            rendered = {r: i for r, i in rendered.items() if i not in kept}
+        template_kept = tuple((i, self._render(values[i])) for i in kept)
+        if not rendered:
+            return _Template((sql,), template_kept)
         pattern = re.compile("|".join(re.escape(r) for r in sorted(rendered, key=len)[::-1]))
         pieces: list[str | int] = []
         at = 0
@@ -156,9 +187,9 @@ class SqlTemplates:
             pieces += [sql[at : match.start()], rendered[match.group()]]
             at = match.end()
         pieces.append(sql[at:])
-        if set(pieces[1::2]) != set(range(len(values))):
+        if set(pieces[1::2]) != set(range(len(values))) - set(kept):
             return None
-        return tuple(pieces)
+        return _Template(tuple(pieces), template_kept)
 
     @property
     def backend(self) -> Any:
