@@ -190,20 +190,27 @@ def clv_distribution(wh: ReadableWarehouse, scope: Scope, bins: int = 30) -> pd.
         raise ConfigError(f"bins must be between 1 and 200, got {bins}")
     s = scored(wh, scope)
     s = s.filter(s.clv_12m.notnull())
-    lo, hi, n = wh.execute(s.aggregate(lo=s.clv_12m.min(), hi=s.clv_12m.max(), n=s.count())).iloc[0]
-    columns = ["bin", "lower", "upper", "customers", "clv_total"]
-    if not n:
-        checked(wh, pd.DataFrame(), "model_customer_scores")
-        return pd.DataFrame(columns=columns)
-    width = (float(hi) - float(lo)) / bins or 1.0
-    b = ((s.clv_12m - float(lo)) / width).floor().cast("int64")
+    # one query, the range beside every row: no numbers of this scope's data in the SQL, so
+    # another scope's histogram reuses its compiled SQL (crmlens.warehouse.templates)
+    s = s.cross_join(s.aggregate(h__lo=s.clv_12m.min(), h__hi=s.clv_12m.max()))
+    step = (s.h__hi - s.h__lo) / bins
+    step = ibis.ifelse(step == 0, 1.0, step)
+    b = ((s.clv_12m - s.h__lo) / step).floor().cast("int64")
     s = s.mutate(h__bin=ibis.ifelse(b >= bins, bins - 1, b))
     counts = wh.execute(
-        s.group_by("h__bin").aggregate(customers=s.count(), clv_total=s.clv_12m.sum())
+        s.group_by("h__bin").aggregate(
+            customers=s.count(), clv_total=s.clv_12m.sum(), lo=s.h__lo.min(), hi=s.h__hi.min()
+        )
     ).set_index("h__bin")
+    columns = ["bin", "lower", "upper", "customers", "clv_total"]
+    if counts.empty:
+        checked(wh, pd.DataFrame(), "model_customer_scores")
+        return pd.DataFrame(columns=columns)
+    lo, hi = float(counts["lo"].iloc[0]), float(counts["hi"].iloc[0])
+    width = (hi - lo) / bins or 1.0
     frame = pd.DataFrame({"bin": range(bins)})
-    frame["lower"] = float(lo) + frame["bin"] * width
-    frame["upper"] = float(lo) + (frame["bin"] + 1) * width
+    frame["lower"] = lo + frame["bin"] * width
+    frame["upper"] = lo + (frame["bin"] + 1) * width
     frame["customers"] = frame["bin"].map(counts["customers"]).fillna(0).astype("int64")
     frame["clv_total"] = frame["bin"].map(counts["clv_total"]).fillna(0.0).astype(float)
     return frame[columns]
