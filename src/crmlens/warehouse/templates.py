@@ -111,7 +111,7 @@ class SqlTemplates:
         self._compile_function: Callable[..., str] = getattr(compile_, "__func__", compile_)
         self._bound = hasattr(compile_, "__func__")
         self.maxsize = maxsize
-        #: shape → its pieces; None if it cannot have any; what it was at its first sight
+        #: shape → its template; None if it cannot have one; what it was at its first sight
         self._shapes: OrderedDict[Hashable, _Template | _FirstSight | None] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
