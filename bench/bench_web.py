@@ -30,9 +30,9 @@ Reported per page and over all pages: p50 and p95 of each kind (target: p95 < 30
 interaction), and where a filter change's time goes on average: the warehouse's ``execute``
 less compilation (``db``: DuckDB, and turning its result into pandas), compiling Ibis
 expressions to SQL (``compile``: in full, or from a template) and everything else (``other``:
-building the expressions, pandas, Dash's layout, JSON and HTTP). The data-quality page leaves its duplicate-key counts to a
-second request the browser sends once the page is shown; that request is timed too (cache cold),
-as ``deferred_ms``. Every response is checked to be a rendered page without an error banner.
+building the expressions, pandas, Dash's layout, JSON and HTTP). The data-quality page leaves its
+duplicate-key counts to a second request the browser sends once the page is shown; that request
+is timed too (cache cold), as ``deferred_ms``. Every response is checked to be a rendered page without an error banner.
 Writes bench/results/web.json.
 """
 

@@ -130,16 +130,18 @@ class SqlTemplates:
             known = self._shapes.get(shape, _UNKNOWN)
             if known is not _UNKNOWN:
                 self._shapes.move_to_end(shape)
-        rendered = [self._render(v) for v in values]
+        # a shape that cannot have a template needs no renderings
+        rendered = [] if known is None else [self._render(v) for v in values]
         hit = isinstance(known, _Template) and known.fits(rendered)
         with self._lock:
             if hit:
                 self.hits += 1
             else:
                 self.misses += 1
-        if isinstance(known, _Template):
-            return _fill(known.pieces, rendered) if hit else self._full_compile(table)
-        if known is None:
+        if hit:
+            assert isinstance(known, _Template)
+            return _fill(known.pieces, rendered)
+        if known is None or isinstance(known, _Template):  # none, or one for another kept value
             return self._full_compile(table)
         if isinstance(known, _FirstSight):
             template = self._cut(root, values)
