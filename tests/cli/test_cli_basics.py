@@ -73,7 +73,12 @@ def test_info_lists_the_derived_tables_and_whether_they_are_used(tmp_path: Path)
     derived = {d["table"]: d["used"] for d in json.loads(result.output)["derived"]}
     assert derived == {
         "derived__first_orders": True,
+        "derived__first_orders__by_place": True,
+        "derived__first_orders__by_segment": True,
         "derived__order_categories": True,
         "derived__orders": False,
+        # the copies in other orders were written with the right columns, so they are read
+        "derived__orders__by_place": True,
+        "derived__orders__by_segment": True,
         "derived__table_figures": True,
     }

@@ -21,10 +21,13 @@ from crmlens.metrics import Scope, compute_many, metrics, value
 from crmlens.metrics.facts import (
     FACTS,
     FIRST_ORDERS,
+    LAYOUTS,
     ORDER_CATEGORIES,
     bought,
     derived,
     derived_tables,
+    layout_name,
+    scoped,
     table,
     usable_derived,
 )
@@ -57,17 +60,79 @@ def test_written_tables_are_read_and_give_the_same_value(wh: Warehouse) -> None:
     rows = wh.write_derived(derived_tables(wh))
     orders = table(wh, "orders")
     buyers = wh.execute(orders.filter(bought(orders)).customer_id.nunique())
-    assert rows == {
-        "derived__orders": wh.row_count("orders"),
-        "derived__first_orders": buyers,
-        ORDER_CATEGORIES: _order_categories(wh),
-        TABLE_FIGURES: len(data_tables()),
+    copies = {
+        layout_name(name, layout): n
+        for name, n in (("derived__orders", wh.row_count("orders")), (FIRST_ORDERS, buyers))
+        for layout in LAYOUTS
     }
+    assert (
+        rows
+        == {
+            "derived__orders": wh.row_count("orders"),
+            "derived__first_orders": buyers,
+            ORDER_CATEGORIES: _order_categories(wh),
+            TABLE_FIGURES: len(data_tables()),
+        }
+        | copies
+    )
     assert set(usable_derived(wh)) == set(rows)
     assert value(wh, "active_customers", YEAR) == before > 0
     # in time order, so that a period's rows are together
     times = wh.execute(wh.derived_table("derived__orders").order_time)
     assert times.is_monotonic_increasing
+
+
+def test_a_scope_filtering_a_place_or_a_segment_reads_the_copy_in_that_order(
+    wh: Warehouse,
+) -> None:
+    """Each layout's copy holds the time-ordered table's rows, ordered by its dimensions' columns
+    then time; a scope filtering a place reads the copy by place (also when it filters a tier
+    too), one filtering only a customer segment the copy by segment, any other the time-ordered
+    table — and the rows kept are the same every way."""
+    tier = Scope.parse("2021-01", "2021-12", filters=["tier=白金"])
+    canonical = wh.execute(scoped(wh, "orders", tier, dims=["city"]))
+    wh.write_derived(derived_tables(wh))
+    columns = {
+        "by_place": ["c__region", "c__city", "store_id", "order_time"],
+        "by_segment": ["c__customer_type", "c__member_tier", "order_time"],
+    }
+    plain = wh.execute(wh.derived_table("derived__orders")).sort_values(
+        "order_id", ignore_index=True
+    )
+    for layout in LAYOUTS:
+        name = layout_name("derived__orders", layout)
+        copy = wh.execute(wh.derived_table(name))
+        key = columns[layout.name]
+        ordered = copy.sort_values(key, na_position="last", kind="stable")
+        assert copy[key].equals(ordered[key].reset_index(drop=True)), name
+        pd.testing.assert_frame_equal(copy.sort_values("order_id", ignore_index=True), plain)
+    reads = {
+        "city=烟台": "derived__orders__by_place",
+        "store=S01": "derived__orders__by_place",
+        "city=烟台;tier=白金": "derived__orders__by_place",
+        "tier=白金": "derived__orders__by_segment",
+        "customer_type=企业": "derived__orders__by_segment",
+        "order_channel=app": "derived__orders",
+        "": "derived__orders",
+    }
+    for where, name in reads.items():
+        scope = Scope.parse("2021-01", "2021-12", filters=[f for f in where.split(";") if f])
+        assert derived(wh, ORDERS, scope).get_name() == name, where
+    rows = wh.execute(scoped(wh, "orders", tier, dims=["city"]))
+    with wh.transaction() as con:  # as if written by a crmlens without the copy by segment
+        con.execute('DROP TABLE "derived__orders__by_segment"')
+    assert derived(wh, ORDERS, tier).get_name() == "derived__orders"
+    again = wh.execute(scoped(wh, "orders", tier, dims=["city"]))
+    key = ["order_id"]
+    pd.testing.assert_frame_equal(
+        rows.sort_values(key, ignore_index=True), again.sort_values(key, ignore_index=True)
+    )
+    neighbours = ["seq__next_ts", "seq__prev_ts"]
+    pd.testing.assert_frame_equal(
+        rows.drop(columns=neighbours).sort_values(key, ignore_index=True),
+        canonical.sort_values(key, ignore_index=True),
+    )
+    assert len(rows) > 0
 
 
 def _order_categories(wh: Warehouse) -> int:

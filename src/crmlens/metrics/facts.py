@@ -10,7 +10,8 @@ A fact may declare a *derived* copy of its table (:func:`derived_tables`, writte
 build``): the orders with every customer attribute a dimension needs beside them, in time order.
 :func:`scoped` reads it when it is present with the expected columns (a load drops it; see
 :mod:`crmlens.warehouse.derived`), which saves the join to ``customers`` and lets a period's scan
-skip the other periods' rows; the rows it returns are the same either way. The derived first
+skip the other periods' rows; the rows it returns are the same either way. A scope filtering a
+place or a customer segment reads a copy of it in that order instead (:class:`Layout`). The derived first
 orders (:func:`first_orders`) and each order's neighbours (:func:`sequenced`) let builders count
 customers instead of hashing their IDs.
 
@@ -167,7 +168,9 @@ def derived_tables(wh: Warehouse) -> dict[str, Table]:
       (``l__order``, ``l__category``, ``l__weight``) with the order's time (``l__ts``), ordered by
       it: a breakdown by category then reads the period's rows instead of grouping every line;
     - :data:`crmlens.metrics.quality.TABLE_FIGURES`: what the data-quality report counts in each
-      data table.
+      data table;
+    - of the derived orders and first orders, a copy per :class:`Layout` (the same rows ordered by
+      place, and by customer segment, before time), read from the time-ordered table.
     """
     out = {}
     for spec in FACTS.values():
@@ -177,6 +180,7 @@ def derived_tables(wh: Warehouse) -> dict[str, Table]:
             if spec.name == "orders":
                 t = _with_neighbours(t, spec.time)
             out[spec.derived] = t.order_by(spec.time)
+            out |= _laid_out(spec.derived, out[spec.derived], spec, spec.time)
     orders = FACTS["orders"]
     t = table(wh, orders.table)
     t = t.filter(bought(t))
@@ -195,6 +199,7 @@ def derived_tables(wh: Warehouse) -> dict[str, Table]:
     customer_dims = [d for d in orders.dimensions if of_customer("orders", [d])]
     first = _join_customers(wh, first, orders, customer_dims)
     out[FIRST_ORDERS] = first.drop("c__key").order_by("first_ts")
+    out |= _laid_out(FIRST_ORDERS, out[FIRST_ORDERS], orders, "first_ts")
     w = _category_weights(wh)
     times = table(wh, orders.table)
     times = times.select(o__order=times.order_id, l__ts=times[orders.time].cast("timestamp"))
@@ -205,6 +210,59 @@ def derived_tables(wh: Warehouse) -> dict[str, Table]:
 
     out[TABLE_FIGURES] = figures_table(wh)
     return out
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A second copy of a derived table with its rows ordered by the columns of ``dims`` before
+    time (named ``<table>__<name>``), read instead of the time-ordered one by a scope that filters
+    one of ``dims``: the rows it keeps are then contiguous, so DuckDB skips the row groups of the
+    other places or segments instead of comparing every row's value (at 1M customers a city's
+    orders over two years: 5 ms against 31). The time-ordered table stays the one for any other
+    scope: there a period's rows are contiguous."""
+
+    name: str
+    dims: tuple[str, ...]
+
+
+#: The layouts, in the order a scope filtering dimensions of several picks them (the first: a
+#: city is a narrower slice than a tier).
+LAYOUTS = (
+    Layout("by_place", ("region", "city", "store")),
+    Layout("by_segment", ("customer_type", "tier")),
+)
+
+
+def layout_name(derived_name: str, layout: Layout) -> str:
+    """The name of ``layout``'s copy of a derived table.
+
+    >>> layout_name("derived__orders", LAYOUTS[0])
+    'derived__orders__by_place'
+    """
+    return f"{derived_name}__{layout.name}"
+
+
+def _laid_out(name: str, t: Table, spec: Fact, time: str) -> dict[str, Table]:
+    """The layouts' copies of derived table ``name`` (``t``, in time order): read from it as
+    written (by :meth:`~crmlens.warehouse.Warehouse.write_derived`, which writes the tables in
+    order) rather than computed again, ordered by the columns of the layout's dimensions that
+    ``t`` has (NULLs last), then ``time``."""
+    written = ibis.table(t.schema(), name=name)
+    out = {}
+    for layout in LAYOUTS:
+        columns = [c for d in layout.dims if (c := _stored_column(spec, d)) in t.columns]
+        out[layout_name(name, layout)] = written.order_by([*columns, time])
+    return out
+
+
+def _stored_column(spec: Fact, name: str) -> str | None:
+    """The column of a derived table of ``spec`` that holds dimension ``name``'s values."""
+    dim = DIMENSIONS[name]
+    if dim.source == "customer":
+        return f"c__{dim.column}"
+    if dim.source == "store":
+        return spec.store_key
+    return None
 
 
 def _with_neighbours(t: Table, time: str) -> Table:
@@ -231,7 +289,7 @@ def sequenced(wh: Warehouse, name: str, scope: Scope, dims: Sequence[str]) -> bo
     it whose next one is not before ``hi`` (each customer's last one there): a count, where a
     distinct count would hash every customer ID.
     """
-    copy = derived(wh, fact(name))
+    copy = derived(wh, fact(name), scope)
     return (
         copy is not None
         and NEXT in copy.columns
@@ -272,9 +330,22 @@ def _same_columns(stored: ibis.Schema, expected: ibis.Schema) -> bool:
     )
 
 
-def derived(wh: Warehouse, spec: Fact) -> Table | None:
-    """The derived table of ``spec`` when the warehouse has a usable one, else None."""
-    return None if spec.derived is None else usable_derived(wh).get(spec.derived)
+def derived(wh: Warehouse, spec: Fact, scope: Scope | None = None) -> Table | None:
+    """The derived table of ``spec`` when the warehouse has a usable one, else None; for a
+    ``scope`` filtering a dimension of a :class:`Layout`, that layout's copy when usable."""
+    return None if spec.derived is None else _read(wh, spec.derived, scope)
+
+
+def _read(wh: Warehouse, name: str, scope: Scope | None) -> Table | None:
+    """Derived table ``name``, or the copy of the first layout whose dimensions ``scope``
+    filters (the same rows: the results are the same, only faster), when usable."""
+    usable = usable_derived(wh)
+    constrained = set(scope.constraints()) if scope is not None else set()
+    for layout in LAYOUTS:
+        copy = usable.get(layout_name(name, layout))
+        if copy is not None and constrained & set(layout.dims):
+            return copy
+    return usable.get(name)
 
 
 def first_orders(
@@ -288,7 +359,7 @@ def first_orders(
     scope allows, read from :data:`FIRST_ORDERS`; None when that table is not usable or a
     requested or constrained dimension is not an attribute of the customer (a store filter makes
     the first order *at that store* the one that counts, which only the orders can say)."""
-    copy = usable_derived(wh).get(FIRST_ORDERS)
+    copy = _read(wh, FIRST_ORDERS, scope)
     if copy is None or not of_customer("orders", [*dims, *scope.constraints()]):
         return None
     t, columns = _slice(copy, FACTS["orders"], scope, dims, relabel, own={})
@@ -346,7 +417,7 @@ def scoped(
         )
     t = table(wh, spec.table)
     base = [c for c in spec.reads or t.columns if c not in dims]
-    copy = derived(wh, spec)
+    copy = derived(wh, spec, scope)
     if copy is not None:
         t = copy
     # one filter per stage keeps the expression shallow: Ibis compile time grows with depth
