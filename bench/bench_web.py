@@ -56,7 +56,7 @@ import uvicorn
 
 from bench_metrics import warehouse_file
 from crmlens.metrics.cache import ResultCache
-from crmlens.metrics.facts import derived_tables
+from crmlens.metrics.derived_tables import derived_tables
 from crmlens.warehouse import Warehouse
 from crmlens.warehouse.templates import SqlTemplates
 from crmlens.web import create_dash

@@ -56,7 +56,8 @@ def test_info_lists_every_table(tmp_path: Path) -> None:
 
 
 def test_info_lists_the_derived_tables_and_whether_they_are_used(tmp_path: Path) -> None:
-    from crmlens.metrics.facts import derived_tables, table
+    from crmlens.metrics.derived_tables import derived_tables
+    from crmlens.metrics.facts import table
     from crmlens.warehouse import Warehouse
 
     path = tmp_path / "w.duckdb"
@@ -72,6 +73,9 @@ def test_info_lists_the_derived_tables_and_whether_they_are_used(tmp_path: Path)
     assert result.exit_code == 0, result.output
     derived = {d["table"]: d["used"] for d in json.loads(result.output)["derived"]}
     assert derived == {
+        "derived__customer_scores": True,
+        "derived__customer_scores__by_place": True,
+        "derived__customer_scores__by_segment": True,
         "derived__first_orders": True,
         "derived__first_orders__by_place": True,
         "derived__first_orders__by_segment": True,

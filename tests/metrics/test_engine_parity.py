@@ -44,7 +44,8 @@ from crmlens.metrics import (
     segment_table,
     timeseries,
 )
-from crmlens.metrics.facts import FACTS, derived, derived_tables, usable_derived
+from crmlens.metrics.derived_tables import derived_tables
+from crmlens.metrics.facts import FACTS, derived, usable_derived
 from crmlens.warehouse import Warehouse
 from crmlens.warehouse.engines import IbisWarehouse, SparkWarehouse, copy_to_spark
 

@@ -3,6 +3,7 @@ search and the 360 record; masking; errors before a build and for bad arguments.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -14,9 +15,11 @@ from crmlens.demo import DemoConfig, generate
 from crmlens.errors import ConfigError, NotBuiltError
 from crmlens.ingest import load_demo_export
 from crmlens.metrics import NotApplicableError, Scope
+from crmlens.metrics.facts import CUSTOMER_SCORES, usable_derived
 from crmlens.models import views
 from crmlens.models.build import build
 from crmlens.warehouse import Warehouse
+from crmlens.warehouse.derived import drop_derived
 
 SCOPE = Scope(date(2021, 1, 1), date(2021, 12, 31))
 EAST = SCOPE.narrow(region="华东")
@@ -193,3 +196,49 @@ def test_before_a_build_views_raise_not_built(tmp_path: Path) -> None:
                 call()
         assert views.latest_build(empty) is None
         assert views.customer_360(empty, "M0000001") is None
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        SCOPE,
+        EAST,
+        SCOPE.narrow(city=["烟台"], tier=["白金"]),
+        SCOPE.narrow(tier=["白银", "普通"]),
+        SCOPE.narrow(customer_type=["企业"]),
+        SCOPE.narrow(store=["S01"]),
+        SCOPE.narrow(age_band=["30-39"], gender=["女"]),
+        LIMITED,
+    ],
+    ids=["all", "region", "city_tier", "tiers", "type", "home_store", "age_gender", "limits"],
+)
+def test_views_read_the_same_from_the_derived_scores(
+    wh: Warehouse, scope: Scope, tmp_path: Path
+) -> None:
+    """``crmlens build`` writes the scores with the customers' columns beside them (and copies by
+    place and segment): the views give exactly what the join of the scores to the scoped
+    customers gives, which they read once the derived tables are dropped."""
+    assert CUSTOMER_SCORES in usable_derived(wh)
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(wh.path, copy)
+    with Warehouse(copy) as plain:
+        with plain.transaction() as con:
+            drop_derived(con)
+        assert usable_derived(plain) == {}
+        for view, args in [
+            (views.segment_counts, ("cn8",)),
+            (views.rfm_grid, ()),
+            (views.clv_distribution, ()),
+            (views.clv_by, ("channel",)),
+            (views.clv_by, ("city",)),
+            (views.churn_drivers, ()),
+        ]:
+            got, want = view(wh, scope, *args), view(plain, scope, *args)
+            pd.testing.assert_frame_equal(
+                got, want, check_exact=False, rtol=1e-12, obj=view.__name__
+            )
+        page = {"limit": 30, "min_risk": 0.2}
+        pd.testing.assert_frame_equal(
+            views.churn_risk_list(wh, scope, **page), views.churn_risk_list(plain, scope, **page)
+        )
+        assert views.churn_risk_count(wh, scope) == views.churn_risk_count(plain, scope) > 0

@@ -48,7 +48,7 @@ from crmlens.errors import (
     NotFittedError,
     WarehouseError,
 )
-from crmlens.metrics.facts import derived_tables
+from crmlens.metrics.derived_tables import derived_tables
 from crmlens.models.base import Estimator
 from crmlens.models.build_tables import (
     churned_tables,
@@ -177,9 +177,11 @@ def build(
         finished = datetime.now()
         run |= builder.run_columns() | {"finished_at": finished, "status": "ok"}
         with builder.step("write"):
-            # the dashboard's read-optimised copies (a load dropped them; see facts.derived_tables)
-            rows = wh.write_derived(derived_tables(wh))
-            rows |= wh.replace_tables(outputs | {"model_runs": _runs(wh, run)})
+            # with the dashboard's read-optimised copies (a load dropped them; see
+            # derived_tables), which are written after the new scores they copy
+            rows = wh.replace_tables(
+                outputs | {"model_runs": _runs(wh, run)}, derived=derived_tables(wh)
+            )
     except BaseException as exc:
         run |= {"finished_at": datetime.now(), "status": "failed"}
         run["error"] = f"{type(exc).__name__}: {exc}"

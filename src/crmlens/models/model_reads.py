@@ -2,7 +2,9 @@
 
 :func:`scored` joins ``model_customer_scores`` to the customers a
 :class:`~crmlens.metrics.Scope` allows, through :func:`crmlens.metrics.facts.scoped` on the
-``customers`` fact (the one place filters and row limits become row filters); the views in
+``customers`` fact (the one place filters and row limits become row filters), or reads the scores
+with the customers' columns beside them from their derived table when ``crmlens build`` wrote it
+(:func:`crmlens.metrics.facts.customer_scores`, filtered the same way); the views in
 :mod:`crmlens.models.views` and :mod:`crmlens.models.customer360` read the scores from it.
 """
 
@@ -17,7 +19,7 @@ from ibis.expr.types import Table
 from crmlens.errors import ConfigError, NotBuiltError, WarehouseError
 from crmlens.metrics.dimensions import DIMENSIONS
 from crmlens.metrics.evaluate import with_nulls
-from crmlens.metrics.facts import scoped
+from crmlens.metrics.facts import customer_scores, scoped
 from crmlens.metrics.facts import table as cached_table
 from crmlens.metrics.scope import NotApplicableError, Scope
 from crmlens.schema import table as schema_table
@@ -68,6 +70,9 @@ def scored(wh: ReadableWarehouse, scope: Scope | None, dims: Sequence[str] = ())
             f"customer scores cannot be grouped by {', '.join(bad)}; "
             f"expected one of: {', '.join(CUSTOMER_DIMENSIONS)}"
         )
+    copy = customer_scores(wh, scope, dims)  # type: ignore[arg-type]
+    if copy is not None:
+        return copy
     c = scoped(wh, "customers", scope, dims=dims)  # type: ignore[arg-type]
     c = c.select(v__id=c.customer_id, **{f"v__{d}": c[d] for d in dims})
     j = scores.join(c, scores.customer_id == c.v__id)

@@ -198,9 +198,10 @@ class Warehouse(IbisWarehouse):
         for name in tables:
             check_derived(name)
         with self.transaction() as con:
-            for name, expr in tables.items():
-                sql = ibis.to_sql(expr, dialect="duckdb")
-                con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS {sql}")
+            _create_derived(con, tables)
+        return self._derived_rows(tables)
+
+    def _derived_rows(self, tables: Mapping[str, IbisTable]) -> dict[str, int]:
         return {name: int(self.execute(self.derived_table(name).count())) for name in tables}
 
     # -- replacing model tables -------------------------------------------------------------
@@ -215,13 +216,22 @@ class Warehouse(IbisWarehouse):
         """
         return self.replace_tables({name: data})[name]
 
-    def replace_tables(self, tables: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    def replace_tables(
+        self,
+        tables: Mapping[str, pd.DataFrame],
+        *,
+        derived: Mapping[str, IbisTable] | None = None,
+    ) -> dict[str, int]:
         """:meth:`replace_table` for several tables in one transaction: all are replaced or none.
 
-        Every frame is checked before the first write. Call it outside :meth:`transaction`:
-        DuckDB does not nest transactions.
+        ``derived`` tables (as for :meth:`write_derived`) are written after them in the same
+        transaction, so one computed from a replaced table holds its new rows, and no reader sees
+        the one without the other. Every frame is checked before the first write. Call it outside
+        :meth:`transaction`: DuckDB does not nest transactions.
         """
         checked = {name: _checked_frame(schema_table(name), data) for name, data in tables.items()}
+        for name in derived or {}:
+            check_derived(name)
         try:
             with self.transaction() as con:
                 for name, frame in checked.items():
@@ -238,12 +248,22 @@ class Warehouse(IbisWarehouse):
                         raise WarehouseError(f"{name}: cannot write the new rows: {exc}") from exc
                     finally:
                         con.unregister(view)
+                _create_derived(con, derived or {})
         except duckdb.TransactionException as exc:
             raise WarehouseError(
                 f"cannot replace {', '.join(checked)}: {exc}; call replace_tables outside "
                 "Warehouse.transaction() and pass every table to it at once"
             ) from exc
-        return {name: len(frame) for name, frame in checked.items()}
+        rows = {name: len(frame) for name, frame in checked.items()}
+        return rows | self._derived_rows(derived or {})
+
+
+def _create_derived(con: duckdb.DuckDBPyConnection, tables: Mapping[str, IbisTable]) -> None:
+    """Create or replace each derived table from its expression, in the given order (a table may
+    be read from one written before it)."""
+    for name, expr in tables.items():
+        sql = ibis.to_sql(expr, dialect="duckdb")
+        con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS {sql}")
 
 
 # pandas' inferred kind of values (pd.api.types.infer_dtype) that each logical type accepts

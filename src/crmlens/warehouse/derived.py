@@ -3,8 +3,8 @@
 A derived table holds nothing a query could not compute from the canonical tables; it holds it in
 the shape the dashboard's queries read fastest (the orders with their customers' attributes beside
 them, in time order, so a month's rows are contiguous and a city filter needs no join). The metrics
-layer declares them (:func:`crmlens.metrics.facts.derived_tables`) and reads one only when it is
-present with the columns it expects; otherwise it reads the canonical tables, with the same
+layer declares them (:func:`crmlens.metrics.derived_tables.derived_tables`) and reads one only
+when it is present with the columns it expects; otherwise it reads the canonical tables, with the same
 results.
 
 So that a derived table never describes older data than the canonical tables, every load drops
