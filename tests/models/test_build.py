@@ -324,3 +324,33 @@ def test_replace_table_checks_the_data_against_the_declaration(tmp_path: Path) -
         pytest.raises(WarehouseError, match="read-only"),
     ):
         wh.replace_table("model_cluster_points", points)
+
+
+def test_derived_tables_are_written_with_the_replaced_tables_or_not_at_all(tmp_path: Path) -> None:
+    """``replace_tables(..., derived=...)``: a derived table computed from a replaced table holds
+    its new rows, and a derived table that fails to write rolls the replacement back."""
+    points = pd.DataFrame(
+        {"customer_id": ["a", "b"], "cluster": [0, 1], "x": [0.5, 1.5], "y": [1.0, None]}
+    )
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        t = wh.table("model_cluster_points")
+        per_cluster = t.group_by("cluster").aggregate(n=t.count())
+        rows = wh.replace_tables(
+            {"model_cluster_points": points}, derived={"derived__per_cluster": per_cluster}
+        )
+        assert rows == {"model_cluster_points": 2, "derived__per_cluster": 2}
+        more = pd.concat([points, points.assign(customer_id=["c", "d"], cluster=[2, 2])])
+        broken = t.select(n=t.customer_id.cast("int64"))  # 'a' is no number: fails as it runs
+        with pytest.raises(WarehouseError, match="derived__broken: cannot write"):
+            wh.replace_tables(
+                {"model_cluster_points": more},
+                derived={"derived__per_cluster": per_cluster, "derived__broken": broken},
+            )
+        assert wh.row_count("model_cluster_points") == 2
+        assert wh.derived_names() == {"derived__per_cluster"}
+        wh.replace_tables(
+            {"model_cluster_points": more}, derived={"derived__per_cluster": per_cluster}
+        )
+        assert wh.execute(wh.derived_table("derived__per_cluster").n.sum()) == 4
+        with pytest.raises(WarehouseError, match="not a derived table"):
+            wh.replace_tables({"model_cluster_points": more}, derived={"orders": per_cluster})

@@ -263,7 +263,10 @@ def _create_derived(con: duckdb.DuckDBPyConnection, tables: Mapping[str, IbisTab
     be read from one written before it)."""
     for name, expr in tables.items():
         sql = ibis.to_sql(expr, dialect="duckdb")
-        con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS {sql}")
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS {sql}")
+        except duckdb.Error as exc:
+            raise WarehouseError(f"{name}: cannot write the derived table: {exc}") from exc
 
 
 # pandas' inferred kind of values (pd.api.types.infer_dtype) that each logical type accepts
