@@ -199,6 +199,31 @@ def test_every_warehouse_compiles_through_templates(tmp_path: Any) -> None:
         assert wh._reader().compile.__self__.hits == 1
 
 
+def test_the_readers_of_every_thread_share_the_templates(tmp_path: Any) -> None:
+    """A read-only warehouse reads on a backend per thread; a shape made into a template by one
+    thread's queries is filled in for another's (a server answers requests on any free thread)."""
+    import threading
+
+    from crmlens.warehouse import Warehouse
+
+    Warehouse(tmp_path / "w.duckdb").close()
+    with Warehouse(tmp_path / "w.duckdb", read_only=True) as wh:
+        t = wh.table("customers")
+
+        def count(city: str) -> None:
+            assert wh.execute(t.filter(t.city == city).count()) == 0
+
+        for city in ("烟台", "青岛"):  # met, then made a template, on this thread
+            count(city)
+        other = threading.Thread(target=count, args=("济南",))
+        other.start()
+        other.join()
+        templates = wh.backend.compile.__self__
+        assert (templates.misses, templates.hits) == (2, 1)
+        assert wh._reader().compile.__self__ is templates
+        assert wh._reader() is not wh.backend
+
+
 def test_a_query_without_values_is_compiled_until_its_sql_is_kept(con: Any) -> None:
     templates = _templated(con)
     t = con.table("orders")

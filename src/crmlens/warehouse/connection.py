@@ -154,7 +154,7 @@ class Warehouse(IbisWarehouse):
                 cursor = self.raw.cursor()
                 self._cursors.append(cursor)
             backend = ibis.duckdb.from_connection(cursor)
-            reuse_compiled_sql(backend)
+            reuse_compiled_sql(backend, like=self._ibis)  # the shapes of every thread
             self._readers.backend = backend
         return backend
 

@@ -213,12 +213,21 @@ class SqlTemplates:
         return sql.sql(dialect=compiler.dialect)
 
 
-def reuse_compiled_sql(backend: Any) -> None:
+def reuse_compiled_sql(backend: Any, *, like: Any = None) -> None:
     """Make an Ibis SQL backend compile through :class:`SqlTemplates` (a backend without an SQL
-    compiler is left alone)."""
-    if hasattr(backend, "compiler") and not isinstance(
-        getattr(backend.compile, "__self__", None), SqlTemplates
-    ):
+    compiler is left alone); with ``like``, another backend of the same kind that does, through
+    the same templates.
+
+    A server reads on a backend per thread (one cursor each), and requests land on whichever
+    thread is free: with templates per thread, a shape would be compiled in full twice on every
+    thread before that thread reused it.
+    """
+    if not hasattr(backend, "compiler"):
+        return
+    shared = getattr(getattr(like, "compile", None), "__self__", None)
+    if isinstance(shared, SqlTemplates):
+        backend.compile = shared.compile
+    elif not isinstance(getattr(backend.compile, "__self__", None), SqlTemplates):
         backend.compile = SqlTemplates(backend).compile
 
 
