@@ -286,12 +286,26 @@ def test_filtered_breakdown_with_top(engines: Engines) -> None:
     assert_same(duck, other, keys=["age_band"], exact=["orders"], what="category breakdown")
 
 
-def test_breakdown_by_category_of_a_store(engines: Engines) -> None:
-    """The overview's bottom of the drill-down: a store's revenue and customers by category."""
-    scope = Scope.parse("2021-03", "2021-08").narrow(store=["S01"])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"store": ["S01"]},
+        {"city": ["烟台", "青岛"], "tier": ["白金"]},
+        {"customer_type": ["企业"]},
+        {"tier": ["未知"]},
+    ],
+    ids=["store", "cities_tier", "type", "unknown_tier"],
+)
+def test_breakdown_by_category_of_a_place_or_segment(
+    engines: Engines, filters: dict[str, list[str]]
+) -> None:
+    """The overview's bottom of the drill-down: a store's revenue and customers by category, and
+    the same under place and customer filters (the orders then read from a layout's copy) and
+    for the walk-in orders (of no tier)."""
+    scope = Scope.parse("2021-03", "2021-08").narrow(**filters)
     dims = ["category"]
     duck, other = both(engines, breakdown, ["revenue", "customers"], scope, dims, top=6)
-    assert_same(duck, other, keys=dims, exact=["customers"], what="store by category")
+    assert_same(duck, other, keys=dims, exact=["customers"], what=f"{filters} by category")
     assert len(duck) == 7 and "其他" in set(duck["category"])
 
 
