@@ -91,7 +91,7 @@ def derived_tables(wh: Warehouse) -> dict[str, Table]:
 
 
 def _laid_out(name: str, t: Table, spec: Fact, time: str) -> dict[str, Table]:
-    """The layouts' copies of derived table ``name`` (``t``, in time order): read from it as
+    """The layouts' copies of derived table ``name`` (``t``, ordered by ``time``): read from it as
     written (by :meth:`~crmlens.warehouse.Warehouse.write_derived`, which writes the tables in
     order) rather than computed again, ordered by the columns of the layout's dimensions that
     ``t`` has (NULLs last), then ``time``."""
@@ -120,10 +120,8 @@ def _customer_scores(wh: Warehouse) -> Table:
     ``customer_id``."""
     spec = FACTS["customers"]
     scores = table(wh, "model_customer_scores")
-    columns = sorted(
-        {DIMENSIONS[d].column or "birth_date" for d in spec.dimensions if d != "store"}
-        | {spec.store_key or ""}
-    )
+    own = {DIMENSIONS[d].column or "birth_date" for d in spec.dimensions if d != "store"}
+    columns = sorted(own | ({spec.store_key} if spec.store_key else set()))
     c = table(wh, "customers")
     c = c.select(v__id=c.customer_id, **{col: c[col] for col in columns})
     joined = scores.join(c, scores.customer_id == c.v__id)

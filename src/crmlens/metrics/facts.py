@@ -12,9 +12,9 @@ with every customer attribute a dimension needs beside them, in time order.
 :func:`scoped` reads it when it is present with the expected columns (a load drops it; see
 :mod:`crmlens.warehouse.derived`), which saves the join to ``customers`` and lets a period's scan
 skip the other periods' rows; the rows it returns are the same either way. A scope filtering a
-place or a customer segment reads a copy of it in that order instead (:class:`Layout`). The derived first
-orders (:func:`first_orders`) and each order's neighbours (:func:`sequenced`) let builders count
-customers instead of hashing their IDs.
+place or a customer segment reads a copy of it in that order instead (:class:`Layout`). The
+derived first orders (:func:`first_orders`) and each order's neighbours (:func:`sequenced`) let
+builders count customers instead of hashing their IDs.
 
 Missing dimension values become :data:`~crmlens.metrics.dimensions.UNKNOWN` (a walk-in order has no
 tier), so breakdowns add up to the total and grouping keys are never NULL.
@@ -224,8 +224,9 @@ def sequenced(wh: Warehouse, name: str, scope: Scope, dims: Sequence[str]) -> bo
 
 def usable_derived(wh: Warehouse) -> dict[str, Table]:
     """The derived tables the warehouse has with exactly the columns and types
-    :func:`~crmlens.metrics.derived_tables.derived_tables` gives (one written by another crmlens version is not used); checked
-    again after every write through ``wh`` (a load drops derived tables)."""
+    :func:`~crmlens.metrics.derived_tables.derived_tables` gives (one written by another crmlens
+    version is not used); checked again after every write through ``wh`` (a load drops derived
+    tables)."""
     generation = getattr(wh, "generation", 0)
     known = _DERIVED.get(wh)
     if known is None or known[0] != generation:
