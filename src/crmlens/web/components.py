@@ -43,29 +43,54 @@ TEMPLATE = go.layout.Template(
 )
 
 
-def styled(fig: go.Figure, *, height: int = 320, legend: bool = True) -> go.Figure:
-    """The dashboard's chart style applied to ``fig``."""
-    fig.update_layout(
-        template=TEMPLATE,
-        height=height,
-        margin={"l": 48, "r": 16, "t": 28, "b": 40},
-        font={"family": FONT, "size": 12, "color": "#27303f"},
-        colorway=list(SERIES),
-        showlegend=legend,
-        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
-        hoverlabel={"font": {"family": FONT}},
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-        bargap=0.25,
-    )
-    return fig
+#: The layout every chart gets (:func:`styled`), as Plotly writes it.
+STYLE: dict[str, Any] = go.Layout(
+    template=TEMPLATE,
+    margin={"l": 48, "r": 16, "t": 28, "b": 40},
+    font={"family": FONT, "size": 12, "color": "#27303f"},
+    colorway=list(SERIES),
+    legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
+    hoverlabel={"font": {"family": FONT}},
+    paper_bgcolor="rgba(0,0,0,0)",
+    plot_bgcolor="rgba(0,0,0,0)",
+    bargap=0.25,
+).to_plotly_json()
+
+#: A chart as Dash takes it: a Plotly figure, or its ``{"data": …, "layout": …}`` dictionary.
+Figure = go.Figure | dict[str, Any]
 
 
-def graph(fig: go.Figure, graph_id: str | dict | None = None, **kwargs: Any) -> dcc.Graph:
+def styled(fig: go.Figure, *, height: int = 320, legend: bool = True) -> dict[str, Any]:
+    """``fig`` with the dashboard's chart style, as the dictionary Dash sends to the browser.
+
+    The style is merged into the figure's layout as ``fig.update_layout`` would (the style wins
+    where both set a value), but as plain dictionaries: Plotly validated each property of it on
+    every chart, 5.5 ms a chart, a tenth of a page's time once its queries were fast.
+    """
+    figure = fig.to_plotly_json()
+    style = STYLE | {"height": height, "showlegend": legend}
+    layout = _merged(figure["layout"], style)
+    layout["template"] = STYLE["template"]  # replaces Plotly's default one, as update_layout does
+    return {"data": figure["data"], "layout": layout}
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``over``, nested dictionaries merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def graph(fig: Figure, graph_id: str | dict | None = None, **kwargs: Any) -> dcc.Graph:
     """A themed graph component; a dict ``graph_id`` makes it a cross-filter source."""
     extra = {"id": graph_id} if graph_id is not None else {}
     # the container gets the figure's height: a responsive graph fills its container
-    height = fig.layout.height or 320
+    layout = fig["layout"] if isinstance(fig, dict) else fig.layout.to_plotly_json()
+    height = layout.get("height") or 320
     return dcc.Graph(
         figure=fig,
         config=GRAPH_CONFIG,

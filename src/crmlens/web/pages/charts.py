@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -33,9 +33,11 @@ def dim_bars(
     cross_filter: bool = True,
     height: int = 320,
     horizontal: bool = False,
+    marks: Callable[[go.Figure], object] | None = None,
 ) -> Any:
     """Bars of ``metrics`` per value of ``dim`` (columns named after the metrics); each bar carries
-    its raw value as ``customdata`` so a click can filter by it."""
+    its raw value as ``customdata`` so a click can filter by it. ``marks`` adds to the figure
+    before it is styled (e.g. a reference line)."""
     labels = shown_values(ctx, dim, frame[dim])
     fig = go.Figure()
     for i, m in enumerate(metrics):
@@ -67,9 +69,10 @@ def dim_bars(
         )
     if horizontal:
         fig.update_yaxes(autorange="reversed")
-    fig = styled(fig, height=height, legend=len(metrics) > 1)
+    if marks is not None:
+        marks(fig)
     graph_id = {"type": "xf", "dim": dim} if cross_filter else None
-    return graph(fig, graph_id)
+    return graph(styled(fig, height=height, legend=len(metrics) > 1), graph_id)
 
 
 def trend(

@@ -88,12 +88,14 @@ def _by_channel(ctx: PageContext, name: str) -> Any:
     frame = frame[frame[name].notna()]
     if frame.empty:
         return empty(ctx.lang)
-    chart = dim_bars(ctx, frame, "channel", [metric(name)], horizontal=True)
-    if name == "ltv_cac":
-        chart.figure.add_vline(
+
+    def breakeven(fig: go.Figure) -> None:
+        fig.add_vline(
             x=1,
             line_dash="dash",
             line_color="#d64545",
             annotation_text=text("value.breakeven", ctx.lang),
         )
-    return chart
+
+    marks = breakeven if name == "ltv_cac" else None
+    return dim_bars(ctx, frame, "channel", [metric(name)], horizontal=True, marks=marks)
