@@ -57,6 +57,7 @@ import uvicorn
 from bench_metrics import warehouse_file
 from crmlens.metrics.cache import ResultCache
 from crmlens.metrics.derived_tables import derived_tables
+from crmlens.metrics.facts import usable_derived
 from crmlens.warehouse import Warehouse
 from crmlens.warehouse.templates import SqlTemplates
 from crmlens.web import create_dash
@@ -118,8 +119,9 @@ def web_copy(cache: Path, customers: int, seed: int) -> tuple[Path, float | None
             build(wh)
             built = time.perf_counter() - start
             wh.checkpoint()
-        elif set(derived_tables(wh)) - wh.derived_names():
-            # built by an older crmlens, which wrote fewer derived tables: write them all again
+        elif set(derived_tables(wh)) - set(usable_derived(wh)):
+            # built by an older crmlens, which wrote fewer derived tables or other columns: write
+            # them all again
             print("writing the derived tables …", flush=True)
             wh.write_derived(derived_tables(wh))
             wh.checkpoint()
