@@ -69,17 +69,18 @@ def styled(fig: go.Figure, *, height: int = 320, legend: bool = True) -> dict[st
     """
     figure = fig.to_plotly_json()
     style = STYLE | {"height": height, "showlegend": legend}
-    layout = _merged(figure["layout"], style)
-    layout["template"] = STYLE["template"]  # replaces Plotly's default one, as update_layout does
+    # the template replaces Plotly's default one, as update_layout does
+    layout = _merged({k: v for k, v in figure["layout"].items() if k != "template"}, style)
     return {"data": figure["data"], "layout": layout}
 
 
 def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``base`` updated with ``over``, nested dictionaries merged key by key."""
+    """``base`` updated with ``over``, nested dictionaries merged key by key (and copied: a
+    figure never shares a dictionary with :data:`STYLE`)."""
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merged(out[key], value)
+        if isinstance(value, dict):
+            out[key] = _merged(out[key] if isinstance(out.get(key), dict) else {}, value)
         else:
             out[key] = value
     return out
