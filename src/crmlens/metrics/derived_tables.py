@@ -20,6 +20,7 @@ from crmlens.metrics.facts import (
     Fact,
     bought,
     category_weights,
+    column_of,
     join_customers,
     layout_name,
     of_customer,
@@ -98,19 +99,9 @@ def _laid_out(name: str, t: Table, spec: Fact, time: str) -> dict[str, Table]:
     written = ibis.table(t.schema(), name=name)
     out = {}
     for layout in LAYOUTS:
-        columns = [c for d in layout.dims if (c := _stored_column(spec, d)) in t.columns]
+        columns = [c for d in layout.dims if (c := column_of(spec, d)) in t.columns]
         out[layout_name(name, layout)] = written.order_by([*columns, time])
     return out
-
-
-def _stored_column(spec: Fact, name: str) -> str | None:
-    """The column of a derived table of ``spec`` that holds dimension ``name``'s values."""
-    dim = DIMENSIONS[name]
-    if dim.source == "customer":
-        return dim.column if spec.table == "customers" else f"c__{dim.column}"
-    if dim.source == "store":
-        return spec.store_key
-    return None
 
 
 def _customer_scores(wh: Warehouse) -> Table:

@@ -426,20 +426,29 @@ def _allows(
     return _resolve(t, spec, name, own, end).isin(sorted(allowed))
 
 
+def column_of(spec: Fact, name: str) -> str | None:
+    """The name of the column holding customer or store dimension ``name`` on rows of ``spec``
+    with the customer columns joined (as :func:`scoped` joins them, and the derived tables hold
+    them): ``c__<column>``, the customers' own column, or the fact's store key; None for other
+    dimensions."""
+    dim = DIMENSIONS[name]
+    if dim.source == "customer":
+        return dim.column if spec.table == "customers" else f"c__{dim.column}"
+    if dim.source == "store":
+        return spec.store_key
+    return None
+
+
 def _column(t: Table, spec: Fact, name: str, own: dict[str, str]) -> ibis.Value | None:
     """The column holding dimension ``name`` on the joined rows; None when it is computed (age
     bands) or comes from the split over categories."""
-    dim = DIMENSIONS[name]
-    prefix = "" if spec.table == "customers" else "c__"
     if name in own:
         return t[own[name]]
-    if dim.source == "customer":
-        return t[f"{prefix}{dim.column}"]
-    if dim.source == "store":
-        return t[spec.store_key]
+    dim = DIMENSIONS[name]
     if dim.source == "product" and not spec.order_lines:
         return t[f"p__{dim.column}"]
-    return None
+    column = column_of(spec, name)
+    return None if column is None else t[column]
 
 
 def _resolve(t: Table, spec: Fact, name: str, own: dict[str, str], end: date) -> StringValue:

@@ -56,9 +56,6 @@ STYLE: dict[str, Any] = go.Layout(
     bargap=0.25,
 ).to_plotly_json()
 
-#: A chart as Dash takes it: a Plotly figure, or its ``{"data": …, "layout": …}`` dictionary.
-Figure = go.Figure | dict[str, Any]
-
 
 def styled(fig: go.Figure, *, height: int = 320, legend: bool = True) -> dict[str, Any]:
     """``fig`` with the dashboard's chart style, as the dictionary Dash sends to the browser.
@@ -86,12 +83,12 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def graph(fig: Figure, graph_id: str | dict | None = None, **kwargs: Any) -> dcc.Graph:
-    """A themed graph component; a dict ``graph_id`` makes it a cross-filter source."""
+def graph(fig: dict[str, Any], graph_id: str | dict | None = None, **kwargs: Any) -> dcc.Graph:
+    """A themed graph component of a :func:`styled` figure; a dict ``graph_id`` makes it a
+    cross-filter source."""
     extra = {"id": graph_id} if graph_id is not None else {}
     # the container gets the figure's height: a responsive graph fills its container
-    layout = fig["layout"] if isinstance(fig, dict) else fig.layout.to_plotly_json()
-    height = layout.get("height") or 320
+    height = fig["layout"].get("height") or 320
     return dcc.Graph(
         figure=fig,
         config=GRAPH_CONFIG,
