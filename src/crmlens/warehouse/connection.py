@@ -16,10 +16,14 @@ from typing import Any
 
 import duckdb
 import ibis
+import ibis.expr.operations as ops
 import pandas as pd
 import pyarrow as pa
+import pyarrow.types as pat
+from ibis.backends.duckdb.converter import DuckDBPandasData
 from ibis.expr.types import Expr
 from ibis.expr.types import Table as IbisTable
+from ibis.formats.pandas import PandasData
 
 from crmlens.errors import ConfigError, SchemaError, WarehouseError
 from crmlens.schema import SCHEMA_VERSION, Table
@@ -27,6 +31,7 @@ from crmlens.schema import table as schema_table
 from crmlens.warehouse.derived import check_derived
 from crmlens.warehouse.engines import IbisWarehouse
 from crmlens.warehouse.migrations import migrate, quote, stored_version
+from crmlens.warehouse.plans import Compiled, QueryPlans, render_text
 from crmlens.warehouse.templates import reuse_compiled_sql
 
 #: Where the warehouse lives unless told otherwise (``--warehouse`` or ``CRMLENS_WAREHOUSE``).
@@ -98,6 +103,8 @@ class Warehouse(IbisWarehouse):
         self._readers = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
+        #: the plans of queries built from text values (:mod:`crmlens.warehouse.plans`)
+        self.plans = QueryPlans(self)
         if not read_only:
             migrate(self.raw)
         else:
@@ -144,6 +151,30 @@ class Warehouse(IbisWarehouse):
         if not self.read_only:
             return super().to_arrow(expr)
         return self._reader().to_pyarrow(expr)
+
+    # -- running compiled queries (for :class:`~crmlens.warehouse.plans.QueryPlans`) ---------
+    def compile_expr(self, expr: IbisTable) -> Compiled:
+        """``expr`` compiled to SQL (through the shared templates), with its schema and the
+        in-memory tables it reads; its UDFs, if any, registered on this thread's connection."""
+        backend = self._reader() if self.read_only else self._ibis
+        found = expr.op().find((ops.InMemoryTable, ops.ScalarUDF))
+        if any(isinstance(node, ops.ScalarUDF) for node in found):
+            with self._read_lock:
+                backend._register_udfs(expr)
+        memtables = tuple(node for node in found if isinstance(node, ops.InMemoryTable))
+        return Compiled(backend.compile(expr), expr.schema(), memtables)
+
+    def run_compiled(self, query: Compiled) -> pd.DataFrame:
+        """Run a compiled query on this thread's connection and return pandas, converted as
+        Ibis's own ``execute`` converts a table's result."""
+        if not self.read_only:
+            with self._read_lock:
+                return _run_sql(self._ibis, query)
+        return _run_sql(self._reader(), query)
+
+    def render_text(self, value: str) -> str:
+        """A text value as this warehouse's SQL compiler writes it."""
+        return render_text(self._ibis.compiler, value)
 
     def _reader(self) -> Any:
         """This thread's Ibis backend over a cursor of the read-only connection (a cursor is a
@@ -256,6 +287,28 @@ class Warehouse(IbisWarehouse):
             ) from exc
         rows = {name: len(frame) for name, frame in checked.items()}
         return rows | self._derived_rows(derived or {})
+
+
+def _run_sql(backend: Any, query: Compiled) -> pd.DataFrame:
+    """``query`` run on an Ibis DuckDB ``backend``, its in-memory tables registered first; the
+    result converted to pandas as ``ibis.backends.duckdb.Backend.execute`` converts it (Ibis 12)."""
+    for memtable in query.memtables:
+        if memtable not in backend._memtables:
+            backend._register_in_memory_table(memtable)
+            backend._memtables.add(memtable)
+    table = backend.con.sql(query.sql).to_arrow_table()
+    frame = pd.DataFrame(
+        {
+            name: (
+                column.to_pylist()
+                if pat.is_nested(column.type) or pat.is_dictionary(column.type) or column.null_count
+                else column.to_pandas()
+            )
+            for name, column in zip(table.column_names, table.columns, strict=True)
+        }
+    )
+    frame = DuckDBPandasData.convert_table(frame, query.schema)
+    return PandasData.convert_table(frame, query.schema)
 
 
 def _create_derived(con: duckdb.DuckDBPyConnection, tables: Mapping[str, IbisTable]) -> None:
