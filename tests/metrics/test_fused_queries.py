@@ -38,15 +38,17 @@ def applicable(scope: Scope, by: tuple[str, ...]) -> list[Metric]:
 
 @pytest.fixture
 def queries(tiny: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
-    """The expressions the tiny warehouse executes during the test."""
+    """The queries the tiny warehouse runs during the test: expressions it executes, and
+    compiled ones (:mod:`crmlens.warehouse.plans`)."""
     ran: list[object] = []
-    execute = tiny.wh.execute
+    for name in ("execute", "run_compiled"):
+        run = getattr(tiny.wh, name)
 
-    def counted(expr: object) -> object:
-        ran.append(expr)
-        return execute(expr)
+        def counted(query: object, run: Any = run) -> object:
+            ran.append(query)
+            return run(query)
 
-    monkeypatch.setattr(tiny.wh, "execute", counted)
+        monkeypatch.setattr(tiny.wh, name, counted)
     yield ran
 
 
@@ -144,3 +146,59 @@ def test_a_conditional_measure_is_fused_only_for_the_queries_it_holds_for(tiny: 
     one, two = (Query(tiny.wh, YEAR, YEAR.periods()[:n]) for n in (1, 2))
     assert fusable(odd, two) == ("orders", odd.window)
     assert fusable(odd, one) is None and fusable(odd) is None  # without a query: not known
+
+
+def _each_scope(tiny: Any, monkeypatch: pytest.MonkeyPatch, ask: Any, scopes: list[Scope]) -> None:
+    """``ask(scope)`` through the warehouse's query plans equals it built every time, for each
+    scope in turn (the third scope of a shape on runs from its plan)."""
+    tiny.wh.plans.clear()
+    hits = tiny.wh.plans.hits
+    planned = [ask(s) for s in scopes]
+    with monkeypatch.context() as m:
+        m.setattr(tiny.wh, "plans", None)
+        built = [ask(s) for s in scopes]
+    for got, expected in zip(planned, built, strict=True):
+        if isinstance(got, dict):
+            assert got.keys() == expected.keys()
+            for name in got:
+                pd.testing.assert_frame_equal(got[name], expected[name])
+        else:
+            pd.testing.assert_frame_equal(got, expected)
+    assert tiny.wh.plans.hits > hits
+
+
+@pytest.mark.parametrize("by", [(), ("tier",), ("store",)])
+def test_kpis_from_query_plans_equal_kpis_built_anew(
+    tiny: Any, monkeypatch: pytest.MonkeyPatch, by: tuple
+) -> None:
+    """Filters of one, two and the unknown value (built otherwise: part of a plan's key)."""
+    scopes = [YEAR.narrow(city=c) for c in ("烟台", "青岛", "广州", "烟台")]
+    scopes += [YEAR.narrow(city=c) for c in (["烟台", "青岛"], ["青岛", "广州"], ["广州", "烟台"])]
+    scopes += [QUARTERS.narrow(gender=g) for g in ("男", "未知", "女", "未知", ["男", "未知"])]
+    scopes += [
+        QUARTERS.restrict({"region": "华东"}).narrow(tier=t) for t in ("白金", "黄金", "普通")
+    ]
+
+    def ask(scope: Scope) -> dict[str, pd.DataFrame]:
+        errors: dict[str, Any] = {}
+        got = compute_many(
+            tiny.wh, list(REGISTRY.values()), scope, scope.periods(), by, errors=errors
+        )
+        assert set(got) | set(errors) == set(REGISTRY)
+        return got
+
+    _each_scope(tiny, monkeypatch, ask, scopes)
+
+
+def test_top_n_breakdowns_from_query_plans_equal_those_built_anew(
+    tiny: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The top-N's values (which stores are kept) are a plan's values too."""
+    scopes = [YEAR.narrow(tier=t) for t in ("白金", "黄金", "白银", "普通")]
+    _each_scope(
+        tiny,
+        monkeypatch,
+        lambda s: breakdown(tiny.wh, ["revenue", "customers", "aov"], s, ["store"], top=2),
+        scopes,
+    )
+    _each_scope(tiny, monkeypatch, lambda s: overview(tiny.wh, SEED_OVERVIEW, s), scopes)

@@ -13,7 +13,8 @@ since for small queries Ibis's compile and the round trip cost more than DuckDB'
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import TypeVar, cast
 
@@ -22,6 +23,7 @@ import pandas as pd
 from ibis.expr.types import Table
 
 from crmlens.errors import ConfigError
+from crmlens.metrics.dimensions import UNKNOWN
 from crmlens.metrics.measures import Fused, Measure, fusable, fused
 from crmlens.metrics.metric import Metric
 from crmlens.metrics.periods import (
@@ -44,6 +46,7 @@ MAX_DIMS = 3
 
 MetricRef = str | Metric
 Frame = TypeVar("Frame", pd.DataFrame, pd.Series)
+R = TypeVar("R")
 
 
 def check_applicable(m: Metric, scope: Scope, by: Sequence[str] = ()) -> None:
@@ -103,35 +106,161 @@ def compute_many(
         distinct = [Period(f"{s}..{e}", s, e) for s, e in unique]
         got = compute_many(wh, metrics, scope, distinct, by, relabel, errors=errors)
         return {name: _asked(frame, ids, by) for name, frame in got.items()}
+    key = ("compute_many", _metrics_key(metrics), _periods_key(periods), tuple(by))
+    frames, reading = _run_planned(
+        wh, key, scope, relabel, lambda s, r: _build(wh, metrics, s, periods, by, r)
+    )
+    if reading.errors:
+        if errors is None:
+            raise next(iter(reading.errors.values()))
+        errors.update(reading.errors)
+    raw: dict[str, pd.DataFrame] = {}
+    if len(reading.singles) == 1:
+        raw[reading.singles[0]] = frames[0]
+    elif reading.singles:
+        union = frames[0]
+        for i, name in enumerate(reading.singles):
+            raw[name] = union[union["u__part"] == i].drop(columns="u__part")
+    for (names, f), frame in zip(reading.fused, frames[1 if reading.singles else 0 :], strict=True):
+        raw |= dict(zip(names, f.split(frame), strict=True))
+    return {m.name: _finish(raw[m.name], m, len(periods), by) for m in metrics if m.name in raw}
+
+
+def _run_planned(
+    wh: Warehouse,
+    key: tuple[object, ...],
+    scope: Scope,
+    relabel: Mapping[str, frozenset[str]] | None,
+    build: Callable[[Scope, Mapping[str, frozenset[str]] | None], tuple[list[Table], R]],
+) -> tuple[list[pd.DataFrame], R]:
+    """The results of the expressions ``build(scope, relabel)`` returns, and what else it returns.
+
+    The scope's values and the top-N's reach the SQL as literals only, so on a warehouse with
+    query plans (:mod:`crmlens.warehouse.plans`) the expressions of a ``key`` (what the caller
+    builds, apart from the scope) are built and compiled for two scopes of a shape, and the SQL
+    is then filled in for the others. ``build`` must not depend on the scope's values otherwise.
+    """
+    shape = _plan_shape(scope, relabel)
+    plans = getattr(wh, "plans", None)
+    if plans is None or shape is None:
+        exprs, extra = build(scope, relabel)
+        return [wh.execute(e) for e in exprs], extra
+    parts, values = shape
+    full_key = (*key, getattr(wh, "generation", 0), scope.start, scope.end, scope.grain, parts)
+
+    def built(given: Sequence[str]) -> tuple[list[Table], R]:
+        return build(*_with_values(scope, parts, given))
+
+    return plans.run(full_key, values, built)
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """How :func:`compute_many` reads its queries' results: the metrics of the first query (a
+    ``UNION ALL`` of their builders when there are several, tagged ``u__part``), those of each
+    fused aggregate after it, and the metrics that are not applicable. Nothing here depends on
+    the scope's values, so a query plan may keep it (:mod:`crmlens.warehouse.plans`)."""
+
+    singles: tuple[str, ...]
+    fused: tuple[tuple[tuple[str, ...], Fused], ...]
+    errors: dict[str, NotApplicableError]
+
+
+def _build(
+    wh: Warehouse,
+    metrics: Sequence[Metric],
+    scope: Scope,
+    periods: Sequence[Period],
+    by: Sequence[str],
+    relabel: Mapping[str, frozenset[str]] | None,
+) -> tuple[list[Table], _Reading]:
+    """:func:`compute_many`'s expressions: the builders that are not measures fused with others
+    in one ``UNION ALL`` (one compile and one round trip instead of one per builder, which for
+    small queries costs more than running them), then one aggregate per fused batch."""
     q = Query(wh, scope, periods, by, relabel)
+    errors: dict[str, NotApplicableError] = {}
     batches: dict[object, list[Metric]] = {}
     for m in metrics:
         try:
             check_applicable(m, scope, by)
         except NotApplicableError as exc:
-            if errors is None:
-                raise
             errors[m.name] = exc
             continue
         batches.setdefault(fusable(m.builder, q) or m.name, []).append(m)
     singles: list[tuple[str, Table]] = []
-    together: list[tuple[list[str], Fused]] = []
+    together: list[tuple[tuple[str, ...], Fused]] = []
     for batch in batches.values():
         try:
             if len(batch) == 1:
                 singles.append((batch[0].name, batch[0].builder(q)))
             else:
                 measures = [cast(Measure, m.builder) for m in batch]
-                together.append(([m.name for m in batch], fused(q, measures)))
+                together.append((tuple(m.name for m in batch), fused(q, measures)))
         except NotApplicableError as exc:
-            if errors is None:
-                raise
             errors.update(dict.fromkeys((m.name for m in batch), exc))
-    results = _union(wh, [e for _, e in singles], q.keys)
-    raw = dict(zip([name for name, _ in singles], results, strict=True))
-    for names, f in together:
-        raw |= dict(zip(names, f.split(wh.execute(f.expr)), strict=True))
-    return {m.name: _finish(raw[m.name], m, len(periods), by) for m in metrics if m.name in raw}
+    exprs = [f.expr for _, f in together]
+    if len(singles) == 1:
+        exprs.insert(0, singles[0][1])
+    elif singles:
+        parts = [
+            e.select(*q.keys, value=e.value.cast("float64"), u__part=ibis.literal(i, "int64"))
+            for i, (_, e) in enumerate(singles)
+        ]
+        exprs.insert(0, ibis.union(*parts))
+    return exprs, _Reading(tuple(name for name, _ in singles), tuple(together), errors)
+
+
+#: A scope's constrained dimensions and top-N relabellings as a plan's key sees them:
+#: ``(kind, dimension, number of values, unknown allowed)``, kind ``filter`` or ``relabel``.
+PlanParts = tuple[tuple[str, str, int, bool], ...]
+
+
+def _plan_shape(
+    scope: Scope, relabel: Mapping[str, frozenset[str]] | None
+) -> tuple[PlanParts, list[str]] | None:
+    """The parts of a plan's key and its values (sorted per dimension, as the builders write
+    them; :data:`~crmlens.metrics.dimensions.UNKNOWN` is not a value but part of the key, since
+    a filter allowing it is built otherwise). None when a constraint allows nothing."""
+    parts: list[tuple[str, str, int, bool]] = []
+    values: list[str] = []
+    kinds = (("filter", scope.constraints()), ("relabel", relabel or {}))
+    for kind, constraints in kinds:
+        for dim in sorted(constraints):
+            allowed = constraints[dim]
+            if not allowed:
+                return None
+            given = sorted(v for v in allowed if v != UNKNOWN)
+            parts.append((kind, dim, len(given), UNKNOWN in allowed))
+            values += given
+    return tuple(parts), values
+
+
+def _with_values(
+    scope: Scope, parts: PlanParts, values: Sequence[str]
+) -> tuple[Scope, dict[str, frozenset[str]] | None]:
+    """The scope (its constraints as filters) and relabelling of ``parts`` with ``values``."""
+    constrained: dict[str, frozenset[str]] = {}
+    relabel: dict[str, frozenset[str]] = {}
+    at = 0
+    for kind, dim, n, unknown in parts:
+        allowed = set(values[at : at + n]) | ({UNKNOWN} if unknown else set())
+        at += n
+        (constrained if kind == "filter" else relabel)[dim] = frozenset(allowed)
+    shaped = Scope(scope.start, scope.end, scope.grain, filters=constrained)
+    return shaped, relabel or None
+
+
+def _periods_key(periods: Sequence[Period]) -> tuple[tuple[str, date, date], ...]:
+    return tuple((p.label, p.start, p.end) for p in periods)
+
+
+def _metrics_key(metrics: Sequence[Metric]) -> tuple[object, ...]:
+    """The metrics as a key: themselves (declared as data, hashable), else their names."""
+    try:
+        hash(tuple(metrics))
+        return tuple(metrics)
+    except TypeError:
+        return tuple(m.name for m in metrics)
 
 
 def _asked(frame: pd.DataFrame, ids: Sequence[int], by: Sequence[str]) -> pd.DataFrame:
@@ -147,20 +276,6 @@ def _asked(frame: pd.DataFrame, ids: Sequence[int], by: Sequence[str]) -> pd.Dat
     if not by:  # already one row per period, in order
         return out
     return out.sort_values(["period_id", *by], ignore_index=True)
-
-
-def _union(wh: Warehouse, exprs: Sequence[Table], keys: Sequence[str]) -> list[pd.DataFrame]:
-    """The results of several builders (``keys`` and ``value`` each) run as one query, a
-    ``UNION ALL``: one compile and one round trip instead of one per builder, which for small
-    queries costs more than running them."""
-    if len(exprs) <= 1:
-        return [wh.execute(e) for e in exprs]
-    parts = [
-        e.select(*keys, value=e.value.cast("float64"), u__part=ibis.literal(i, "int64"))
-        for i, e in enumerate(exprs)
-    ]
-    frame = wh.execute(ibis.union(*parts))
-    return [frame[frame["u__part"] == i].drop(columns="u__part") for i in range(len(exprs))]
 
 
 def _finish(frame: pd.DataFrame, m: Metric, n: int, by: Sequence[str]) -> pd.DataFrame:
@@ -243,11 +358,19 @@ def target_frame(
     empty = pd.DataFrame(columns=["period_id", *by, "target"])
     if not m.target_names or m.target_how is None:
         return empty
+    names, how = m.target_names, m.target_how
+    key = ("target_frame", names, how, _periods_key(periods), tuple(by))
     try:
-        expr = Query(wh, scope, periods, by).targets(m.target_names, m.target_how)
+        frames, _ = _run_planned(
+            wh,
+            key,
+            scope,
+            None,
+            lambda s, _: ([Query(wh, s, periods, by).targets(names, how)], None),
+        )
     except NotApplicableError:
         return empty
-    frame = wh.execute(expr).rename(columns={"value": "target"})
+    frame = frames[0].rename(columns={"value": "target"})
     return frame[["period_id", *by, "target"]].astype({"target": "float64"})
 
 

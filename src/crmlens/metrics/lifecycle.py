@@ -41,7 +41,7 @@ reach: the customer's attributes and the store.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from functools import partial
+from functools import cache, partial
 
 import ibis
 import pandas as pd
@@ -90,6 +90,7 @@ def lifecycle(wh: Warehouse, scope: Scope, *, grain: Grain | None = None) -> pd.
     return frame[["period", "status", "customers"]]
 
 
+@cache  # one object per argument: equal metrics are the same key (query plans)
 def loyal_members(months: int = LOYAL_MONTHS) -> Metric:
     """The loyal-members KPI: a completed order in each of the ``months`` one-month windows ending
     on the period's last day.

@@ -7,7 +7,7 @@ registry resolves such names (see :func:`crmlens.metrics.registry.metric`).
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import partial
+from functools import cache, partial
 
 import ibis
 from ibis.expr.types import Table
@@ -107,6 +107,7 @@ def _retention(q: Query, days: int) -> Table:
     return q.group(j, j.l__customer_id.nunique() / j.customer_id.nunique())
 
 
+@cache  # one object per argument: equal metrics are the same key (query plans)
 def active_customers(days: int = ACTIVE_DAYS) -> Metric:
     """Customers with a completed order in the ``days`` days ending on the period's last day."""
     return Metric(
@@ -128,6 +129,7 @@ def active_customers(days: int = ACTIVE_DAYS) -> Metric:
     )
 
 
+@cache  # one object per argument: equal metrics are the same key (query plans)
 def churned_customers(days: int = CHURN_DAYS) -> Metric:
     """Customers active at the period start who then went ``days`` days without buying."""
     return Metric(
@@ -151,6 +153,7 @@ def churned_customers(days: int = CHURN_DAYS) -> Metric:
     )
 
 
+@cache  # one object per argument: equal metrics are the same key (query plans)
 def churn_rate(days: int = CHURN_DAYS) -> Metric:
     """Churned customers / customers active at the period start."""
     return Metric(
@@ -172,6 +175,7 @@ def churn_rate(days: int = CHURN_DAYS) -> Metric:
     )
 
 
+@cache  # one object per argument: equal metrics are the same key (query plans)
 def retention(days: int = RETENTION_DAYS) -> Metric:
     """N-day retention of the customers whose first order falls in the period."""
     return Metric(

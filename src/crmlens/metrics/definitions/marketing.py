@@ -6,7 +6,7 @@ be filtered and broken down by channel only.
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cache, partial
 
 import ibis
 from ibis.expr.types import Table, Value
@@ -67,6 +67,7 @@ def _touch_rate(q: Query, t: Table, hit: str) -> Value:
     return ibis.ifelse(flag.fill_null(False), 1.0, 0.0).mean()
 
 
+@cache  # one object per argument: equal metrics are the same key (query plans)
 def ltv(days: int = LTV_DAYS) -> Metric:
     """Revenue of the period's new customers in their first ``days`` days, per customer."""
     return Metric(
@@ -89,6 +90,7 @@ def ltv(days: int = LTV_DAYS) -> Metric:
     )
 
 
+@cache  # one object per argument: equal metrics are the same key (query plans)
 def ltv_cac(days: int = LTV_DAYS) -> Metric:
     """Cohort revenue in the first ``days`` days / acquisition spend, i.e. LTV / CAC."""
     return Metric(
