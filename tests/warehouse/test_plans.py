@@ -157,3 +157,13 @@ def test_plans_are_dropped_least_recently_used_first(wh: Warehouse) -> None:
     assert len(wh.plans) == 2
     wh.plans.clear()
     assert len(wh.plans) == 0
+
+
+def test_the_stand_in_build_is_compiled_without_templates(wh: Warehouse) -> None:
+    """The second sight's SQL is cut by the plan itself: a template of it would go unused, so
+    it is compiled in full, and the templates see only the first sight's queries."""
+    templates = wh.backend.compile.__self__
+    builds = Builds(wh)
+    for values in (["烟台"], ["青岛"], ["济南"]):
+        wh.plans.run(("revenue",), values, builds)
+    assert templates.hits + templates.misses == 2  # the first sight's two queries

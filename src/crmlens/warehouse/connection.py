@@ -32,7 +32,7 @@ from crmlens.warehouse.derived import check_derived
 from crmlens.warehouse.engines import IbisWarehouse
 from crmlens.warehouse.migrations import migrate, quote, stored_version
 from crmlens.warehouse.plans import Compiled, QueryPlans, render_text
-from crmlens.warehouse.templates import reuse_compiled_sql
+from crmlens.warehouse.templates import SqlTemplates, reuse_compiled_sql
 
 #: Where the warehouse lives unless told otherwise (``--warehouse`` or ``CRMLENS_WAREHOUSE``).
 DEFAULT_PATH = Path("crmlens.duckdb")
@@ -153,16 +153,22 @@ class Warehouse(IbisWarehouse):
         return self._reader().to_pyarrow(expr)
 
     # -- running compiled queries (for :class:`~crmlens.warehouse.plans.QueryPlans`) ---------
-    def compile_expr(self, expr: IbisTable) -> Compiled:
-        """``expr`` compiled to SQL (through the shared templates), with its schema and the
-        in-memory tables it reads; its UDFs, if any, registered on this thread's connection."""
+    def compile_expr(self, expr: IbisTable, *, reuse: bool = True) -> Compiled:
+        """``expr`` compiled to SQL (through the shared templates, unless not to ``reuse`` them:
+        a query plan's stand-in build is compiled once, and a template of it would go unused),
+        with its schema and the in-memory tables it reads; its UDFs, if any, registered on this
+        thread's connection."""
         backend = self._reader() if self.read_only else self._ibis
         found = expr.op().find((ops.InMemoryTable, ops.ScalarUDF))
         if any(isinstance(node, ops.ScalarUDF) for node in found):
             with self._read_lock:
                 backend._register_udfs(expr)
         memtables = tuple(node for node in found if isinstance(node, ops.InMemoryTable))
-        return Compiled(backend.compile(expr), expr.schema(), memtables)
+        compile_ = backend.compile
+        templates = getattr(compile_, "__self__", None)
+        if not reuse and isinstance(templates, SqlTemplates):
+            compile_ = templates.full_compile
+        return Compiled(compile_(expr), expr.schema(), memtables)
 
     def run_compiled(self, query: Compiled) -> pd.DataFrame:
         """Run a compiled query on this thread's connection and return pandas, converted as

@@ -62,7 +62,7 @@ class Compiled:
 class Runner(Protocol):
     """What :class:`QueryPlans` needs of a warehouse."""
 
-    def compile_expr(self, expr: Table) -> Compiled: ...
+    def compile_expr(self, expr: Table, *, reuse: bool = True) -> Compiled: ...
 
     def run_compiled(self, query: Compiled) -> pd.DataFrame: ...
 
@@ -159,7 +159,7 @@ class QueryPlans:
         if any(s in values for s in sentinels):
             return None
         exprs, extra = build(sentinels)
-        compiled = [self.runner.compile_expr(e) for e in exprs]
+        compiled = [self.runner.compile_expr(e, reuse=False) for e in exprs]
         if len(compiled) != len(first.sql) or any(
             next(iter(e.op().find(ops.ScalarUDF)), None) is not None for e in exprs
         ):

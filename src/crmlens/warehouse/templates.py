@@ -198,6 +198,10 @@ class SqlTemplates:
         """The backend this compiles for (None once it is gone)."""
         return self._backend()
 
+    def full_compile(self, expr: Expr, /, **kwargs: Any) -> str:
+        """The backend's own compile (no template made or used)."""
+        return self._full_compile(expr, **kwargs)
+
     def _full_compile(self, expr: Expr, /, **kwargs: Any) -> str:
         """The backend's own compile."""
         if not self._bound:
