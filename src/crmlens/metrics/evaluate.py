@@ -24,7 +24,7 @@ from ibis.expr.types import Table
 
 from crmlens.errors import ConfigError
 from crmlens.metrics.dimensions import UNKNOWN
-from crmlens.metrics.measures import Fused, Measure, fusable, fused
+from crmlens.metrics.measures import Fused, Measure, fusable, fused, split_fused
 from crmlens.metrics.metric import Metric
 from crmlens.metrics.periods import (
     Grain,
@@ -121,8 +121,10 @@ def compute_many(
         union = frames[0]
         for i, name in enumerate(reading.singles):
             raw[name] = union[union["u__part"] == i].drop(columns="u__part")
-    for (names, f), frame in zip(reading.fused, frames[1 if reading.singles else 0 :], strict=True):
-        raw |= dict(zip(names, f.split(frame), strict=True))
+    for (names, measures, keys), frame in zip(
+        reading.fused, frames[1 if reading.singles else 0 :], strict=True
+    ):
+        raw |= dict(zip(names, split_fused(frame, measures, keys), strict=True))
     return {m.name: _finish(raw[m.name], m, len(periods), by) for m in metrics if m.name in raw}
 
 
@@ -162,7 +164,7 @@ class _Reading:
     the scope's values, so a query plan may keep it (:mod:`crmlens.warehouse.plans`)."""
 
     singles: tuple[str, ...]
-    fused: tuple[tuple[tuple[str, ...], Fused], ...]
+    fused: tuple[tuple[tuple[str, ...], tuple[Measure, ...], tuple[str, ...]], ...]
     errors: dict[str, NotApplicableError]
 
 
@@ -184,7 +186,7 @@ def _build(
         try:
             check_applicable(m, scope, by)
         except NotApplicableError as exc:
-            errors[m.name] = exc
+            errors[m.name] = exc.with_traceback(None)  # a plan keeps it: not its frames
             continue
         batches.setdefault(fusable(m.builder, q) or m.name, []).append(m)
     singles: list[tuple[str, Table]] = []
@@ -197,8 +199,10 @@ def _build(
                 measures = [cast(Measure, m.builder) for m in batch]
                 together.append((tuple(m.name for m in batch), fused(q, measures)))
         except NotApplicableError as exc:
-            errors.update(dict.fromkeys((m.name for m in batch), exc))
+            errors.update(dict.fromkeys((m.name for m in batch), exc.with_traceback(None)))
     exprs = [f.expr for _, f in together]
+    # what reads the results, without the expressions (a plan keeps it)
+    reading = tuple((names, f.measures, f.keys) for names, f in together)
     if len(singles) == 1:
         exprs.insert(0, singles[0][1])
     elif singles:
@@ -207,7 +211,7 @@ def _build(
             for i, (_, e) in enumerate(singles)
         ]
         exprs.insert(0, ibis.union(*parts))
-    return exprs, _Reading(tuple(name for name, _ in singles), tuple(together), errors)
+    return exprs, _Reading(tuple(name for name, _ in singles), reading, errors)
 
 
 #: A scope's constrained dimensions and top-N relabellings as a plan's key sees them:

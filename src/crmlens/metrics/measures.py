@@ -91,11 +91,18 @@ class Fused:
 
     def split(self, frame: pd.DataFrame) -> list[pd.DataFrame]:
         """The result of ``expr`` as one frame per measure, with the keys and ``value``."""
-        out = []
-        for i, m in enumerate(self.measures):
-            part = frame if m.keep is None else frame[frame[f"n{i}"] > 0]
-            out.append(part[[*self.keys, f"v{i}"]].rename(columns={f"v{i}": "value"}))
-        return out
+        return split_fused(frame, self.measures, self.keys)
+
+
+def split_fused(
+    frame: pd.DataFrame, measures: Sequence[Measure], keys: Sequence[str]
+) -> list[pd.DataFrame]:
+    """:meth:`Fused.split` of a result, given only what it needs (not the expression)."""
+    out = []
+    for i, m in enumerate(measures):
+        part = frame if m.keep is None else frame[frame[f"n{i}"] > 0]
+        out.append(part[[*keys, f"v{i}"]].rename(columns={f"v{i}": "value"}))
+    return out
 
 
 def row_count(q: Query, t: Table) -> IntegerValue:
