@@ -28,7 +28,6 @@ keys them on the warehouse's ``generation`` as well when the tables' presence sh
 
 from __future__ import annotations
 
-import re
 import threading
 import weakref
 from collections import OrderedDict
@@ -41,12 +40,12 @@ import ibis.expr.operations as ops
 import pandas as pd
 from ibis.expr.types import Table
 
+from crmlens.warehouse.templates import Pieces, cut_at, fill_in
+
 T = TypeVar("T")
 
 #: ``build(values)``: the expressions to run, and how to read their results (value-independent).
 Build = Callable[[Sequence[str]], tuple[Sequence[Table], T]]
-#: SQL pieces alternating with value slots: an int is the index of the value that goes there.
-Pieces = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -147,7 +146,7 @@ class QueryPlans:
         rendered = (*rendered, *(m.name for q in plan.queries for m in q.memtables))
         return [
             self.runner.run_compiled(
-                Compiled(_fill(pieces, rendered), query.schema, query.memtables)
+                Compiled(fill_in(pieces, rendered), query.schema, query.memtables)
             )
             for pieces, query in zip(plan.pieces, plan.queries, strict=True)
         ]
@@ -173,9 +172,9 @@ class QueryPlans:
             return None
         slots = {self.runner.render_text(s): i for i, s in enumerate(sentinels)}
         slots |= {m.name: len(values) + i for i, m in enumerate(memtables)}
-        pieces = tuple(_cut(c.sql, slots) for c in compiled)
+        pieces = tuple(cut_at(c.sql, slots) for c in compiled)
         seen = first.rendered + tuple(m.name for m in first.memtables)
-        if any(_fill(p, seen) != sql for p, sql in zip(pieces, first.sql, strict=True)):
+        if any(fill_in(p, seen) != sql for p, sql in zip(pieces, first.sql, strict=True)):
             return None
         return _Plan(pieces, tuple(compiled), extra)
 
@@ -187,26 +186,8 @@ class QueryPlans:
                 self._plans.popitem(last=False)
 
 
-def _cut(sql: str, slots: dict[str, int]) -> Pieces:
-    """``sql`` cut at every occurrence of a slot's rendering."""
-    if not slots:
-        return (sql,)
-    pattern = re.compile("|".join(re.escape(r) for r in sorted(slots, key=len, reverse=True)))
-    pieces: list[str | int] = []
-    at = 0
-    for match in pattern.finditer(sql):
-        pieces += [sql[at : match.start()], slots[match.group()]]
-        at = match.end()
-    pieces.append(sql[at:])
-    return tuple(pieces)
-
-
 def _same_rows(a: ops.InMemoryTable, b: ops.InMemoryTable) -> bool:
     return a.schema == b.schema and a.data.to_pyarrow(a.schema).equals(b.data.to_pyarrow(b.schema))
-
-
-def _fill(pieces: Pieces, rendered: Sequence[str]) -> str:
-    return "".join(p if isinstance(p, str) else rendered[p] for p in pieces)
 
 
 def render_text(compiler: Any, value: str) -> str:

@@ -49,7 +49,7 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -140,7 +140,7 @@ class SqlTemplates:
                 self.misses += 1
         if hit:
             assert isinstance(known, _Template)
-            return _fill(known.pieces, rendered)
+            return fill_in(known.pieces, rendered)
         if known is None or isinstance(known, _Template):  # none, or one for another kept value
             return self._full_compile(table)
         if isinstance(known, _FirstSight):
@@ -150,12 +150,12 @@ class SqlTemplates:
                 sql = self._full_compile(table)
                 self._remember(shape, _FirstSight(sql, rendered))
                 return sql
-            if template is not None and _fill(template.pieces, known.rendered) != known.sql:
+            if template is not None and fill_in(template.pieces, known.rendered) != known.sql:
                 template = None  # the SQL depends on a value otherwise than through its rendering
             self._remember(shape, template)
             if template is None:
                 return self._full_compile(table)
-            return _fill(template.pieces, rendered)
+            return fill_in(template.pieces, rendered)
         sql = self._full_compile(table)
         self._remember(shape, _FirstSight(sql, rendered))
         return sql
@@ -182,13 +182,7 @@ class SqlTemplates:
         template_kept = tuple((i, self._render(values[i])) for i in kept)
         if not rendered:
             return _Template((sql,), template_kept)
-        pattern = re.compile("|".join(re.escape(r) for r in sorted(rendered, key=len)[::-1]))
-        pieces: list[str | int] = []
-        at = 0
-        for match in pattern.finditer(sql):
-            pieces += [sql[at : match.start()], rendered[match.group()]]
-            at = match.end()
-        pieces.append(sql[at:])
+        pieces = cut_at(sql, rendered)
         if set(pieces[1::2]) != set(range(len(values))) - set(kept):
             return None
         return _Template(tuple(pieces), template_kept)
@@ -304,8 +298,28 @@ def _stand_ins(values: list[ops.Node]) -> dict[ops.Node, ops.Node]:
     return out
 
 
-def _fill(pieces: Pieces, rendered: list[str]) -> str:
+def cut_at(sql: str, slots: Mapping[str, int]) -> Pieces:
+    """``sql`` cut at every occurrence of a slot's text (the longest first where two overlap),
+    each replaced by the slot's number.
+
+    >>> cut_at("a = 'x' OR b = 'x' OR c = 'y'", {"'x'": 0, "'y'": 1})
+    ('a = ', 0, ' OR b = ', 0, ' OR c = ', 1, '')
+    """
+    if not slots:
+        return (sql,)
+    pattern = re.compile("|".join(re.escape(r) for r in sorted(slots, key=len, reverse=True)))
+    pieces: list[str | int] = []
+    at = 0
+    for match in pattern.finditer(sql):
+        pieces += [sql[at : match.start()], slots[match.group()]]
+        at = match.end()
+    pieces.append(sql[at:])
+    return tuple(pieces)
+
+
+def fill_in(pieces: Pieces, rendered: Sequence[str]) -> str:
+    """The SQL of ``pieces`` with slot ``i`` written as ``rendered[i]``."""
     return "".join(p if isinstance(p, str) else rendered[p] for p in pieces)
 
 
-__all__ = ["MAX_VALUES", "SqlTemplates", "reuse_compiled_sql"]
+__all__ = ["MAX_VALUES", "SqlTemplates", "cut_at", "fill_in", "reuse_compiled_sql"]
