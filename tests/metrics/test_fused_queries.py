@@ -22,6 +22,7 @@ from crmlens.metrics import (
     timeseries,
     value,
 )
+from crmlens.metrics.evaluate import whole
 from crmlens.metrics.measures import Measure
 from crmlens.metrics.query import Query
 
@@ -202,3 +203,46 @@ def test_top_n_breakdowns_from_query_plans_equal_those_built_anew(
         scopes,
     )
     _each_scope(tiny, monkeypatch, lambda s: overview(tiny.wh, SEED_OVERVIEW, s), scopes)
+
+
+@pytest.mark.parametrize(
+    "names, dim, top, sort_by, month",
+    [
+        (["revenue", "customers", "aov"], "category", 3, None, None),
+        (["revenue", "customers"], "category", 2, "customers", None),
+        (["customers", "orders"], "tier", 2, None, None),
+        (["revenue", "orders"], "store", 1, None, None),
+        (["aov", "revenue"], "category", 2, "aov", None),
+        # ties at the cut: 乳品 and 蔬菜 48 orders each; 白金 and 黄金 19 customers; S01 and S03
+        (["orders", "revenue"], "category", 1, None, "2020-01"),
+        (["customers", "aov"], "tier", 1, None, "2020-01"),
+        (["orders"], "store", 1, None, "2020-02"),
+    ],
+)
+def test_a_top_n_folded_in_the_query_equals_ranking_then_folding(
+    tiny: Any, names: list[str], dim: str, top: int, sort_by: str | None, month: str | None
+) -> None:
+    """The fold done in SQL keeps the groups pandas' stable ranking keeps (ties by the value's
+    name, missing values last), and every metric of 其他 is computed on its rows."""
+    scope = QUARTERS if month is None else Scope.parse(month)
+    got = breakdown(tiny.wh, names, scope, [dim], top=top, sort_by=sort_by)
+    key = sort_by or names[0]
+    period = [whole(scope)]
+    ranked = compute_many(tiny.wh, [REGISTRY[key]], scope, period, (dim,))[key]
+    ranked = ranked.sort_values("value", ascending=False, na_position="last", kind="stable")
+    assert len(ranked) > top  # there is something to fold
+    kept = frozenset(ranked[dim].head(top))
+    expected = compute_many(
+        tiny.wh, [REGISTRY[n] for n in names], scope, period, (dim,), {dim: kept}
+    )
+    assert set(got[dim]) == kept | {"其他"}
+    for name in names:
+        want = expected[name].set_index(dim)["value"]
+        have = got.set_index(dim)[name].loc[want.index]
+        pd.testing.assert_series_equal(
+            have.astype(float),
+            want.astype(float),
+            check_names=False,
+            check_index_type=False,
+            rtol=1e-12,
+        )

@@ -64,22 +64,22 @@ def breakdown(
     period = [whole(scope)]
     relabel = None
     computed = None
+    folds = False
     if top is not None:
         if top < 1:
             raise ConfigError(f"top must be at least 1, got {top}")
         shapes = {fusable(m.builder) for m in chosen}
         if len(by) == 1 and len(shapes) == 1 and None not in shapes:
-            # by one dimension, KPIs that are one aggregate over the same rows: the ranking is the
-            # breakdown itself, for the price of the ranking alone (a second query only when
-            # there are more than ``top`` values to fold)
-            computed = compute_many(wh, chosen, scope, period, by)
-            ranked = computed[key]
+            # by one dimension, KPIs that are one aggregate over the same rows: ranked and folded
+            # in the query that computes them (the rows are scanned and joined once)
+            computed = compute_many(wh, chosen, scope, period, by, top=(key, top))
+            folds = True
         else:
             ranked = compute(wh, chosen[names.index(key)], scope, period, by[:1])
-        ranked = ranked.sort_values("value", ascending=False, na_position="last", kind="stable")
-        if len(ranked) > top:
-            relabel = {by[0]: frozenset(ranked[by[0]].head(top))}
-            computed = None
+            ranked = ranked.sort_values("value", ascending=False, na_position="last", kind="stable")
+            if len(ranked) > top:
+                relabel = {by[0]: frozenset(ranked[by[0]].head(top))}
+                folds = True
     frame = pd.DataFrame(columns=list(by))
     if computed is None:
         computed = compute_many(wh, chosen, scope, period, by, relabel)
@@ -98,7 +98,7 @@ def breakdown(
             total = totals[m.name] if m.name in totals else column.sum()
             frame[f"{m.name}_share"] = column / total if total else float("nan")
         frame[m.name] = column
-    folded = frame[by[0]] == OTHER if relabel else pd.Series(False, index=frame.index)
+    folded = frame[by[0]] == OTHER if folds else pd.Series(False, index=frame.index)
     frame = frame.assign(_folded=folded, _key=frame[key].astype(float))
     frame = frame.sort_values(
         ["_folded", "_key", *by], ascending=[True, False, *[True] * len(by)], na_position="last"

@@ -87,6 +87,7 @@ def compute_many(
     relabel: Mapping[str, frozenset[str]] | None = None,
     *,
     errors: dict[str, NotApplicableError] | None = None,
+    top: tuple[str, int] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """:func:`compute` for several metrics, by name, in as few queries as possible: the measures
     among them (:class:`~crmlens.metrics.measures.Measure`) that read the same fact over the same
@@ -99,16 +100,21 @@ def compute_many(
     the previous period and with last year, which are the same year; a compared month series asks
     for most months twice): every builder's rows depend on a period's days only, so the result
     for the first such period is given to the others.
+
+    ``top`` = ``(metric, N)``, by one dimension, for measures of one fact and window (see
+    :func:`~crmlens.metrics.measures.fusable`): the dimension's values outside the ``N`` with
+    the highest value of ``metric`` are folded into OTHER within the one query (see
+    :func:`~crmlens.metrics.measures.fused`).
     """
     unique: dict[tuple[date, date], int] = {}
     ids = [unique.setdefault((p.start, p.end), len(unique)) for p in periods]
     if len(unique) < len(ids):
         distinct = [Period(f"{s}..{e}", s, e) for s, e in unique]
-        got = compute_many(wh, metrics, scope, distinct, by, relabel, errors=errors)
+        got = compute_many(wh, metrics, scope, distinct, by, relabel, errors=errors, top=top)
         return {name: _asked(frame, ids, by) for name, frame in got.items()}
-    key = ("compute_many", _metrics_key(metrics), _periods_key(periods), tuple(by))
+    key = ("compute_many", _metrics_key(metrics), _periods_key(periods), tuple(by), top)
     frames, reading = _run_planned(
-        wh, key, scope, relabel, lambda s, r: _build(wh, metrics, s, periods, by, r)
+        wh, key, scope, relabel, lambda s, r: _build(wh, metrics, s, periods, by, r, top)
     )
     if reading.errors:
         if errors is None:
@@ -175,6 +181,7 @@ def _build(
     periods: Sequence[Period],
     by: Sequence[str],
     relabel: Mapping[str, frozenset[str]] | None,
+    top: tuple[str, int] | None = None,
 ) -> tuple[list[Table], _Reading]:
     """:func:`compute_many`'s expressions: the builders that are not measures fused with others
     in one ``UNION ALL`` (one compile and one round trip instead of one per builder, which for
@@ -189,6 +196,11 @@ def _build(
             errors[m.name] = exc.with_traceback(None)  # a plan keeps it: not its frames
             continue
         batches.setdefault(fusable(m.builder, q) or m.name, []).append(m)
+    if top is not None:
+        (batch,) = batches.values()  # the caller checked: measures of one fact and window
+        names = [m.name for m in batch]
+        f = fused(q, [cast(Measure, m.builder) for m in batch], (names.index(top[0]), top[1]))
+        return [f.expr], _Reading((), ((tuple(names), f.measures, f.keys),), errors)
     singles: list[tuple[str, Table]] = []
     together: list[tuple[tuple[str, ...], Fused]] = []
     for batch in batches.values():

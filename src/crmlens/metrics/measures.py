@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import ibis
 import ibis.expr.operations as ops
 import pandas as pd
 from ibis.expr.types import BooleanValue, IntegerValue, Table, Value
 
 from crmlens.errors import ConfigError
+from crmlens.metrics.dimensions import OTHER
 from crmlens.metrics.facts import of_customer, splits
 from crmlens.metrics.query import FLOW, Query, Window
 from crmlens.metrics.scope import Scope
@@ -133,20 +135,51 @@ def fusable(builder: object, q: Query | None = None) -> tuple[str, Window] | Non
     return (builder.fact, builder.window)
 
 
-def fused(q: Query, measures: Sequence[Measure]) -> Fused:
-    """One aggregate computing every measure in ``measures`` (all of one fact and window)."""
+#: A top-N fold done in the query: ``(index of the measure ranked by, N)``.
+Top = tuple[int, int]
+
+
+def fused(q: Query, measures: Sequence[Measure], top: Top | None = None) -> Fused:
+    """One aggregate computing every measure in ``measures`` (all of one fact and window).
+
+    With ``top`` (a query by one dimension), values of the dimension outside the ``N`` groups
+    with the highest value of measure ``top[0]`` (NULL last, ties by the value's name; groups
+    where that measure keeps no row are not ranked) are folded into :data:`OTHER` in the same
+    query: the rows are ranked and folded in one scan and join of the fact, where ranking first
+    and folding in a second query read them twice.
+    """
     (fact, window), *others = {(m.fact, m.window) for m in measures}
     assert not others, "fused measures read the same fact over the same window"
     t = q.rows(fact, window)
+    if top is not None:
+        t = _folded(q, t, measures[top[0]], top[1])
     values: dict[str, Value] = {}
     for i, m in enumerate(measures):
-        value = m.value(q, t)
-        if m.keep is not None:
-            keep = m.keep(t)
-            value = _only(value, keep)
-            values[f"n{i}"] = t.count(where=keep)
+        value, kept = _aggregate(q, t, m)
+        if kept is not None:
+            values[f"n{i}"] = kept
         values[f"v{i}"] = value
     return Fused(tuple(measures), tuple(q.keys), t.group_by(q.keys).aggregate(**values))
+
+
+def _aggregate(q: Query, t: Table, m: Measure) -> tuple[Value, IntegerValue | None]:
+    """A measure's value over ``t``'s groups, and with a row condition how many rows it kept."""
+    value = m.value(q, t)
+    if m.keep is None:
+        return value, None
+    keep = m.keep(t)
+    return _only(value, keep), t.count(where=keep)
+
+
+def _folded(q: Query, t: Table, ranked_by: Measure, n: int) -> Table:
+    """``t`` with its one dimension's values outside the top ``n`` (see :func:`fused`) as OTHER."""
+    (dim,) = q.by
+    value, kept = _aggregate(q, t, ranked_by)
+    ranking = t.group_by(dim).aggregate(r__value=value, r__kept=kept if kept is not None else 1)
+    ranking = ranking.filter(ranking.r__kept > 0)
+    order = [ibis.desc(ranking.r__value, nulls_first=False), ranking[dim]]
+    leaders = ranking.order_by(order).limit(n)[dim]
+    return t.mutate(**{dim: ibis.ifelse(t[dim].isin(leaders), t[dim], OTHER)})
 
 
 def _only(value: Value, keep: BooleanValue) -> Value:
