@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from crmlens.errors import ConfigError
 from crmlens.metrics import (
     REGISTRY,
     SEED_OVERVIEW,
@@ -246,3 +247,19 @@ def test_a_top_n_folded_in_the_query_equals_ranking_then_folding(
             check_index_type=False,
             rtol=1e-12,
         )
+
+
+def test_a_top_n_folded_in_the_query_takes_measures_of_one_fact_by_one_dimension(
+    tiny: Any,
+) -> None:
+    period = [whole(YEAR)]
+    ok = compute_many(tiny.wh, [REGISTRY["revenue"]], YEAR, period, ("store",), top=("revenue", 1))
+    stores = ok["revenue"]["store"].tolist()
+    assert len(stores) == 2 and "其他" in stores  # the top store, and the rest
+    for metrics, by, top in (
+        (["revenue", "nps"], ("store",), "revenue"),  # two facts
+        (["revenue"], ("store", "tier"), "revenue"),  # two dimensions
+        (["revenue"], ("store",), "orders"),  # ranked by a KPI not asked for
+    ):
+        with pytest.raises(ConfigError, match="top-N is folded"):
+            compute_many(tiny.wh, [REGISTRY[n] for n in metrics], YEAR, period, by, top=(top, 1))

@@ -197,8 +197,15 @@ def _build(
             continue
         batches.setdefault(fusable(m.builder, q) or m.name, []).append(m)
     if top is not None:
-        (batch,) = batches.values()  # the caller checked: measures of one fact and window
+        # a batch keyed by a metric's name is a builder that is not a measure
+        (shape, batch), *more = batches.items() or [("", [])]
         names = [m.name for m in batch]
+        if len(by) != 1 or more or isinstance(shape, str) or top[0] not in names:
+            raise ConfigError(
+                "a top-N is folded in the query only by one dimension, ranked by one of the "
+                "KPIs, all measures of one fact and window; got "
+                f"{[m.name for m in metrics]} by {list(by)}, ranked by {top[0]}"
+            )
         f = fused(q, [cast(Measure, m.builder) for m in batch], (names.index(top[0]), top[1]))
         return [f.expr], _Reading((), ((tuple(names), f.measures, f.keys),), errors)
     singles: list[tuple[str, Table]] = []
