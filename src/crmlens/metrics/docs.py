@@ -50,9 +50,13 @@ _CONVENTIONS = (
     "money and durations and absolute (percentage points, score points) for rates and scores.",
     "**Dimensions.** Missing values are grouped as "
     f"{UNKNOWN} (a walk-in order has no customer, so no region), so breakdowns add up to the "
-    f"total. A top-N breakdown folds the other values of its first dimension into {OTHER}. A "
-    "KPI cannot be filtered by a dimension its facts do not reach: asking for it is an error, "
-    "never a silently ignored filter.",
+    f"total. A top-N breakdown folds the other values of its first dimension into {OTHER}; "
+    f"every KPI of {OTHER} is computed on its own rows. The values kept are those with the "
+    "highest value of the KPI ranked by (missing values last, ties by the value's name). When "
+    "every KPI asked is one aggregate over the same rows and there is one dimension, the "
+    "ranking and the fold are one query: the ranking is a subquery over the same rows, which "
+    "are scanned and joined once. A KPI cannot be filtered by a dimension its facts do not "
+    "reach: asking for it is an error, never a silently ignored filter.",
     "**Scope.** Filters and row limits (row-level security) are dimension → allowed values; "
     "where both name a dimension the intersection applies, so a filter cannot widen a limit.",
     "**Targets.** From the `targets` table (metric, period YYYY-MM / YYYY-Qn / YYYY, dimension, "
