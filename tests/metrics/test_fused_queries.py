@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from importlib import import_module
 from typing import Any
 
 import pandas as pd
@@ -30,6 +31,8 @@ from crmlens.metrics.query import Query
 YEAR = Scope(date(2020, 1, 1), date(2020, 12, 31))
 QUARTERS = Scope(date(2019, 12, 1), date(2021, 3, 31), "quarter")
 SALES = ["revenue", "customers", "aov"]
+#: The module (``crmlens.metrics.breakdown`` is also the name of its function).
+BREAKDOWN = import_module("crmlens.metrics.breakdown")
 
 
 def applicable(scope: Scope, by: tuple[str, ...]) -> list[Metric]:
@@ -221,12 +224,26 @@ def test_top_n_breakdowns_from_query_plans_equal_those_built_anew(
     ],
 )
 def test_a_top_n_folded_in_the_query_equals_ranking_then_folding(
-    tiny: Any, names: list[str], dim: str, top: int, sort_by: str | None, month: str | None
+    tiny: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    names: list[str],
+    dim: str,
+    top: int,
+    sort_by: str | None,
+    month: str | None,
 ) -> None:
     """The fold done in SQL keeps the groups pandas' stable ranking keeps (ties by the value's
-    name, missing values last), and every metric of 其他 is computed on its rows."""
+    name, missing values last), and every metric of 其他 is computed on its rows; ranking first
+    (what a shape that folded nothing last time does) gives the same frame."""
     scope = QUARTERS if month is None else Scope.parse(month)
+    learned: dict[tuple[object, ...], bool] = {}
+    monkeypatch.setattr(BREAKDOWN, "_FOLDED", learned)
     got = breakdown(tiny.wh, names, scope, [dim], top=top, sort_by=sort_by)
+    assert list(learned.values()) == [True]  # folded in the query, and learned that it folds
+    learned[next(iter(learned))] = False
+    ranked_first = breakdown(tiny.wh, names, scope, [dim], top=top, sort_by=sort_by)
+    pd.testing.assert_frame_equal(ranked_first, got)
+    assert list(learned.values()) == [True]
     key = sort_by or names[0]
     period = [whole(scope)]
     ranked = compute_many(tiny.wh, [REGISTRY[key]], scope, period, (dim,))[key]
