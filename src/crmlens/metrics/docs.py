@@ -55,7 +55,9 @@ _CONVENTIONS = (
     "highest value of the KPI ranked by (missing values last, ties by the value's name). When "
     "every KPI asked is one aggregate over the same rows and there is one dimension, the "
     "ranking and the fold are one query: the ranking is a subquery over the same rows, which "
-    "are scanned and joined once. A KPI cannot be filtered by a dimension its facts do not "
+    "are scanned and joined once (unless the same breakdown folded nothing last time: then it "
+    "is ranked alone, and folded in a second query only if there is now more). A KPI cannot "
+    "be filtered by a dimension its facts do not "
     "reach: asking for it is an error, never a silently ignored filter.",
     "**Scope.** Filters and row limits (row-level security) are dimension → allowed values; "
     "where both name a dimension the intersection applies, so a filter cannot widen a limit.",
