@@ -84,22 +84,19 @@ class Fused:
 
     ``expr`` has the query's ``keys``, ``v<i>`` the value of ``measures[i]`` and, for a measure with a
     row condition, ``n<i>``: how many rows it kept in the group. Where ``n<i>`` is 0 the group has
-    no value of measure ``i`` (:meth:`split` drops it).
+    no value of measure ``i`` (:func:`split_fused` drops it).
     """
 
     measures: tuple[Measure, ...]
     keys: tuple[str, ...]
     expr: Table
 
-    def split(self, frame: pd.DataFrame) -> list[pd.DataFrame]:
-        """The result of ``expr`` as one frame per measure, with the keys and ``value``."""
-        return split_fused(frame, self.measures, self.keys)
-
 
 def split_fused(
     frame: pd.DataFrame, measures: Sequence[Measure], keys: Sequence[str]
 ) -> list[pd.DataFrame]:
-    """:meth:`Fused.split` of a result, given only what it needs (not the expression)."""
+    """The result of a :class:`Fused` expression as one frame per measure, with the keys and
+    ``value`` (a group where a measure kept no row has no value of it)."""
     out = []
     for i, m in enumerate(measures):
         part = frame if m.keep is None else frame[frame[f"n{i}"] > 0]
@@ -175,8 +172,11 @@ def _folded(q: Query, t: Table, ranked_by: Measure, n: int) -> Table:
     """``t`` with its one dimension's values outside the top ``n`` (see :func:`fused`) as OTHER."""
     (dim,) = q.by
     value, kept = _aggregate(q, t, ranked_by)
-    ranking = t.group_by(dim).aggregate(r__value=value, r__kept=kept if kept is not None else 1)
-    ranking = ranking.filter(ranking.r__kept > 0)
+    if kept is None:
+        ranking = t.group_by(dim).aggregate(r__value=value)
+    else:  # a group where the measure keeps no row has no value: not ranked
+        ranking = t.group_by(dim).aggregate(r__value=value, r__kept=kept)
+        ranking = ranking.filter(ranking.r__kept > 0)
     order = [ibis.desc(ranking.r__value, nulls_first=False), ranking[dim]]
     leaders = ranking.order_by(order).limit(n)[dim]
     return t.mutate(**{dim: ibis.ifelse(t[dim].isin(leaders), t[dim], OTHER)})
